@@ -1,0 +1,359 @@
+package channels
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+)
+
+// Errors a send or receive completes with. Receives that find the queue
+// drained after a hangup, or the channel closed, complete with io.EOF.
+var (
+	// ErrWouldBlock: a non-blocking send found no room, or a non-blocking
+	// receive found no message.
+	ErrWouldBlock = errors.New("channels: operation would block")
+	// ErrHungUp: a send to a hung-up channel.
+	ErrHungUp = errors.New("channels: channel is hung up")
+	// ErrClosed: a send to a closed channel.
+	ErrClosed = errors.New("channels: channel is closed")
+	// ErrEmptyMessage: a send of zero bytes (it would read as end of file).
+	ErrEmptyMessage = errors.New("channels: empty message")
+	// ErrBadLimits: limits below one message or one byte.
+	ErrBadLimits = errors.New("channels: limits must be at least 1")
+)
+
+// Limits bound a channel's queue. A message is admitted while the queue
+// holds fewer than MaxMsgs messages and its bytes fit within MaxBytes, or
+// whenever the queue is empty (so one message larger than MaxBytes still
+// goes through).
+type Limits struct {
+	MaxBytes int64
+	MaxMsgs  int64
+}
+
+func (l Limits) validate() error {
+	if l.MaxBytes < 1 || l.MaxMsgs < 1 {
+		return fmt.Errorf("queue-bytes %d, queue-msgs %d: %w", l.MaxBytes, l.MaxMsgs, ErrBadLimits)
+	}
+	return nil
+}
+
+// Stats is a snapshot of a channel's state and counters.
+type Stats struct {
+	Limits
+	Messages       int64  // queued now
+	Bytes          int64  // queued now
+	Readers        int64  // open handles that read (see Channel.Opened)
+	Writers        int64  // open handles that write
+	BlockedReaders int64  // receives parked now
+	BlockedWriters int64  // sends parked now
+	Sent           uint64 // messages that entered the queue (or went straight to a receiver)
+	Received       uint64 // messages that left it to a receiver
+	Truncated      uint64 // messages whose remainder a reader discarded
+	HungUp         bool
+	Closed         bool
+}
+
+// Channel is a bounded FIFO message queue. Its zero value is not usable;
+// call New.
+type Channel struct {
+	mu sync.Mutex // guards every field below; never held while calling done or wake functions
+
+	limits    Limits
+	queue     fifo
+	bytes     int64    // sum of the queued messages' lengths
+	receivers waitList // parked receives, oldest first; non-empty only while queue is empty
+	senders   waitList // parked sends, oldest first; non-empty only while queue is not
+	armed     []*Watch // watches to wake on the next change they care about
+	hungUp    bool
+	closed    bool
+
+	readers, writers          int64
+	sent, received, truncated uint64
+}
+
+// New returns an open, empty channel.
+func New(l Limits) (*Channel, error) {
+	if err := l.validate(); err != nil {
+		return nil, fmt.Errorf("channels: new: %w", err)
+	}
+	return &Channel{limits: l}, nil
+}
+
+// NewWaiter returns a waiter for one Send or one Receive on c. done is called
+// exactly once when that operation completes — with the received message
+// (owned by the callee) or nil, and nil or the error — unless Cancel
+// withdraws the waiter first. It may be called from inside Send or Receive
+// (when the operation completes at once) or later from another goroutine.
+func (c *Channel) NewWaiter(done func(msg []byte, err error)) *Waiter {
+	return &Waiter{ch: c, done: done}
+}
+
+// Send enqueues msg, taking ownership of it, and completes w: at once if the
+// message is admitted or handed to a parked receiver, with ErrHungUp,
+// ErrClosed or ErrEmptyMessage if it cannot be sent, with ErrWouldBlock if
+// it would have to wait and nonblock is set; otherwise w waits until there
+// is room, in FIFO order with other waiting senders.
+func (c *Channel) Send(w *Waiter, msg []byte, nonblock bool) {
+	var s settlement
+	c.mu.Lock()
+	switch {
+	case w.state != waiterNew:
+		// Canceled before it started: whoever canceled answers for it.
+	case c.closed:
+		s.complete(w, nil, ErrClosed)
+	case c.hungUp:
+		s.complete(w, nil, ErrHungUp)
+	case len(msg) == 0:
+		s.complete(w, nil, ErrEmptyMessage)
+	case c.receivers.len > 0:
+		// The queue is empty: hand the message straight to the oldest receiver.
+		c.sent++
+		c.received++
+		s.complete(c.receivers.popFront(), msg, nil)
+		s.complete(w, nil, nil)
+	case c.senders.len == 0 && c.admits(len(msg)):
+		c.enqueue(msg)
+		s.complete(w, nil, nil)
+		c.wake(&s, Readable)
+	case nonblock:
+		s.complete(w, nil, ErrWouldBlock)
+	default:
+		w.msg = msg
+		c.senders.pushBack(w)
+	}
+	c.mu.Unlock()
+	s.run()
+}
+
+// Receive takes the next message for w: at once if one is queued (then
+// parked senders that now fit are admitted), with io.EOF if the queue is
+// drained and the channel hung up or closed, with ErrWouldBlock if it would
+// have to wait and nonblock is set; otherwise w waits for a message, in FIFO
+// order with other waiting receivers.
+func (c *Channel) Receive(w *Waiter, nonblock bool) {
+	var s settlement
+	c.mu.Lock()
+	switch {
+	case w.state != waiterNew:
+	case c.queue.len() > 0:
+		s.complete(w, c.dequeue(), nil)
+		c.admitSenders(&s)
+		c.wake(&s, Writable)
+	case c.closed || c.hungUp:
+		s.complete(w, nil, io.EOF)
+	case nonblock:
+		s.complete(w, nil, ErrWouldBlock)
+	default:
+		c.receivers.pushBack(w)
+	}
+	c.mu.Unlock()
+	s.run()
+}
+
+// Hangup makes later sends fail with ErrHungUp and, once the queue is
+// drained, receives complete with io.EOF. Parked senders fail with
+// ErrHungUp; parked receivers (the queue is empty) get io.EOF.
+func (c *Channel) Hangup() {
+	var s settlement
+	c.mu.Lock()
+	if !c.closed && !c.hungUp {
+		c.hungUp = true
+		c.settleAll(&s, ErrHungUp)
+		c.wake(&s, Readable|Writable|HangUp)
+	}
+	c.mu.Unlock()
+	s.run()
+}
+
+// Reopen undoes Hangup.
+func (c *Channel) Reopen() {
+	c.mu.Lock()
+	if !c.closed {
+		c.hungUp = false
+	}
+	c.mu.Unlock()
+}
+
+// Close destroys the channel: queued messages are discarded (their number
+// is returned), parked and later sends fail with ErrClosed, parked and later
+// receives get io.EOF. Idempotent.
+func (c *Channel) Close() (discarded int) {
+	var s settlement
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		discarded = c.discardQueue()
+		c.settleAll(&s, ErrClosed)
+		c.wake(&s, Readable|Writable|HangUp)
+	}
+	c.mu.Unlock()
+	s.run()
+	return discarded
+}
+
+// Flush discards every queued message and returns how many; parked senders
+// that now fit are admitted.
+func (c *Channel) Flush() (discarded int) {
+	var s settlement
+	c.mu.Lock()
+	discarded = c.discardQueue()
+	c.admitSenders(&s)
+	c.wake(&s, Writable)
+	c.mu.Unlock()
+	s.run()
+	return discarded
+}
+
+// SetLimits changes the capacity; parked senders that now fit are admitted.
+// Messages already queued stay, even if they exceed the new limits.
+func (c *Channel) SetLimits(l Limits) error {
+	if err := l.validate(); err != nil {
+		return fmt.Errorf("channels: set limits: %w", err)
+	}
+	var s settlement
+	c.mu.Lock()
+	c.limits = l
+	c.admitSenders(&s)
+	c.wake(&s, Writable)
+	c.mu.Unlock()
+	s.run()
+	return nil
+}
+
+// Limits returns the current capacity.
+func (c *Channel) Limits() Limits {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.limits
+}
+
+// Opened counts an open handle that reads, writes or both, for Stats.
+func (c *Channel) Opened(read, write bool) {
+	c.mu.Lock()
+	c.readers += b2i(read)
+	c.writers += b2i(write)
+	c.mu.Unlock()
+}
+
+// Released undoes Opened; truncated says the handle discarded the unread
+// remainder of a message.
+func (c *Channel) Released(read, write, truncated bool) {
+	c.mu.Lock()
+	c.readers -= b2i(read)
+	c.writers -= b2i(write)
+	if truncated {
+		c.truncated++
+	}
+	c.mu.Unlock()
+}
+
+// CountTruncated counts one message whose unread remainder was discarded.
+func (c *Channel) CountTruncated() {
+	c.mu.Lock()
+	c.truncated++
+	c.mu.Unlock()
+}
+
+// Stats returns a snapshot of the counters.
+func (c *Channel) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Stats{
+		Limits:         c.limits,
+		Messages:       int64(c.queue.len()),
+		Bytes:          c.bytes,
+		Readers:        c.readers,
+		Writers:        c.writers,
+		BlockedReaders: int64(c.receivers.len),
+		BlockedWriters: int64(c.senders.len),
+		Sent:           c.sent,
+		Received:       c.received,
+		Truncated:      c.truncated,
+		HungUp:         c.hungUp,
+		Closed:         c.closed,
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// admits reports whether a message of n bytes may enter the queue now.
+// Requires c.mu.
+func (c *Channel) admits(n int) bool {
+	q := int64(c.queue.len())
+	return q == 0 || (q < c.limits.MaxMsgs && c.bytes+int64(n) <= c.limits.MaxBytes)
+}
+
+// Requires c.mu.
+func (c *Channel) enqueue(msg []byte) {
+	c.queue.push(msg)
+	c.bytes += int64(len(msg))
+	c.sent++
+}
+
+// Requires c.mu and a non-empty queue.
+func (c *Channel) dequeue() []byte {
+	msg := c.queue.pop()
+	c.bytes -= int64(len(msg))
+	c.received++
+	return msg
+}
+
+// Requires c.mu.
+func (c *Channel) discardQueue() int {
+	n := c.queue.len()
+	c.queue.clear()
+	c.bytes = 0
+	return n
+}
+
+// admitSenders moves parked senders that now fit into the queue, oldest
+// first, stopping at the first that does not. Requires c.mu.
+func (c *Channel) admitSenders(s *settlement) {
+	admitted := false
+	for c.senders.len > 0 && c.admits(len(c.senders.head.msg)) {
+		w := c.senders.popFront()
+		c.enqueue(w.msg)
+		w.msg = nil
+		s.complete(w, nil, nil)
+		admitted = true
+	}
+	if admitted {
+		c.wake(s, Readable)
+	}
+}
+
+// settleAll completes every parked waiter: senders with sendErr, receivers
+// with io.EOF. Requires c.mu.
+func (c *Channel) settleAll(s *settlement, sendErr error) {
+	for c.senders.len > 0 {
+		w := c.senders.popFront()
+		w.msg = nil
+		s.complete(w, nil, sendErr)
+	}
+	for c.receivers.len > 0 {
+		s.complete(c.receivers.popFront(), nil, io.EOF)
+	}
+}
+
+// readiness requires c.mu.
+func (c *Channel) readiness() Readiness {
+	var r Readiness
+	q := int64(c.queue.len())
+	if q > 0 || c.hungUp || c.closed {
+		r |= Readable
+	}
+	if c.closed || c.hungUp || (c.senders.len == 0 && (q == 0 || (q < c.limits.MaxMsgs && c.bytes < c.limits.MaxBytes))) {
+		r |= Writable
+	}
+	if c.closed || (c.hungUp && q == 0) {
+		r |= HangUp
+	}
+	return r
+}

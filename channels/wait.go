@@ -1,0 +1,151 @@
+package channels
+
+import "context"
+
+type waiterState uint8
+
+const (
+	waiterNew    waiterState = iota // not yet given to Send or Receive
+	waiterParked                    // in a channel's senders or receivers list
+	waiterDone                      // completed or canceled
+)
+
+// A Waiter is one send or receive on a channel, from NewWaiter to its
+// completion. Use it for a single operation.
+type Waiter struct {
+	ch   *Channel
+	done func(msg []byte, err error)
+
+	// Guarded by ch.mu.
+	state      waiterState
+	msg        []byte // a parked sender's message
+	list       *waitList
+	prev, next *Waiter
+}
+
+// Cancel withdraws w if it has not completed, and reports whether it did;
+// then w's done function is never called and the caller answers for the
+// operation (a canceled send sent nothing, a canceled receive took
+// nothing). Cancel may be called before w is given to Send or Receive: that
+// operation then does nothing.
+func (w *Waiter) Cancel() bool {
+	c := w.ch
+	var s settlement
+	c.mu.Lock()
+	canceled := w.state != waiterDone
+	if w.state == waiterParked {
+		list := w.list
+		list.remove(w)
+		w.msg = nil
+		if list == &c.senders {
+			// It may have been the head that kept later senders out.
+			c.admitSenders(&s)
+		}
+	}
+	w.state = waiterDone
+	c.mu.Unlock()
+	s.run()
+	return canceled
+}
+
+// SendContext sends msg (taking ownership of it), waiting for room until ctx
+// is done; it returns ctx.Err() if the message was not sent because of that.
+func (c *Channel) SendContext(ctx context.Context, msg []byte) error {
+	_, err := c.waitContext(ctx, func(w *Waiter) { c.Send(w, msg, false) })
+	return err
+}
+
+// ReceiveContext returns the next message, waiting for one until ctx is
+// done; it returns ctx.Err() if none was taken because of that, and io.EOF
+// once the channel is hung up and drained, or closed.
+func (c *Channel) ReceiveContext(ctx context.Context) ([]byte, error) {
+	return c.waitContext(ctx, func(w *Waiter) { c.Receive(w, false) })
+}
+
+func (c *Channel) waitContext(ctx context.Context, start func(*Waiter)) ([]byte, error) {
+	type result struct {
+		msg []byte
+		err error
+	}
+	results := make(chan result, 1)
+	w := c.NewWaiter(func(msg []byte, err error) { results <- result{msg, err} })
+	start(w)
+	select {
+	case r := <-results:
+		return r.msg, r.err
+	case <-ctx.Done():
+		if w.Cancel() {
+			return nil, ctx.Err()
+		}
+		r := <-results
+		return r.msg, r.err
+	}
+}
+
+// waitList is an intrusive FIFO of parked waiters.
+type waitList struct {
+	head, tail *Waiter
+	len        int
+}
+
+func (l *waitList) pushBack(w *Waiter) {
+	w.state = waiterParked
+	w.list = l
+	w.prev, w.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = w
+	} else {
+		l.head = w
+	}
+	l.tail = w
+	l.len++
+}
+
+func (l *waitList) popFront() *Waiter {
+	w := l.head
+	l.remove(w)
+	return w
+}
+
+func (l *waitList) remove(w *Waiter) {
+	if w.prev != nil {
+		w.prev.next = w.next
+	} else {
+		l.head = w.next
+	}
+	if w.next != nil {
+		w.next.prev = w.prev
+	} else {
+		l.tail = w.prev
+	}
+	w.prev, w.next, w.list = nil, nil, nil
+	l.len--
+}
+
+// settlement collects what a locked section decided, to be carried out
+// after the lock is released: waiters to complete, then watches to wake.
+type settlement struct {
+	done  []completion
+	wakes []*Watch
+}
+
+type completion struct {
+	w   *Waiter
+	msg []byte
+	err error
+}
+
+// complete marks w done and queues its done call. Requires w.ch.mu.
+func (s *settlement) complete(w *Waiter, msg []byte, err error) {
+	w.state = waiterDone
+	s.done = append(s.done, completion{w, msg, err})
+}
+
+func (s *settlement) run() {
+	for _, c := range s.done {
+		c.w.done(c.msg, c.err)
+	}
+	for _, w := range s.wakes {
+		w.wake()
+	}
+}
