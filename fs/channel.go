@@ -1,0 +1,79 @@
+package fs
+
+import (
+	"os"
+	"sync/atomic"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/channels"
+	"github.com/ipcfs/ipcfs/shmregion"
+)
+
+// channel is one directory of the root and the state behind its files.
+type channel struct {
+	serial  uint64
+	queue   *channels.Channel
+	shm     *shmregion.Region
+	created time.Time
+	removed atomic.Bool // set (under Server.mu) by rmdir; read anywhere
+
+	// Guarded by Server.mu.
+	name     string
+	uid, gid uint32
+	perm     os.FileMode
+	changed  time.Time // ctime: last chmod/chown
+	lookups  uint64    // references the kernel holds to this channel's nodes
+	shmOpen  int       // open handles of shm
+	shmFreed bool      // the region was closed
+}
+
+// attr returns the attributes of the channel's node of kind k. Requires
+// Server.mu (read).
+func (c *channel) attr(k kind) fuse.Attr {
+	a := fuse.Attr{
+		Valid:     attrValid,
+		Inode:     uint64(nodeID(c.serial, k)),
+		Nlink:     1,
+		Uid:       c.uid,
+		Gid:       c.gid,
+		Atime:     c.created,
+		Mtime:     c.created,
+		Ctime:     c.changed,
+		BlockSize: 4096,
+	}
+	if k == kindDir {
+		a.Mode = os.ModeDir | c.perm
+		a.Nlink = 2
+		return a
+	}
+	for _, e := range channelEntries {
+		if e.kind == k {
+			a.Mode = c.perm & e.perm
+		}
+	}
+	if k == kindShm && !c.shmFreed {
+		a.Size = uint64(c.shm.Size())
+		a.Blocks = (a.Size + 511) / 512
+	}
+	return a
+}
+
+// channelOf returns the channel a node belongs to, live or removed, as
+// long as the kernel knows it. Requires Server.mu (read).
+func (s *Server) channelOf(id fuse.NodeID) (*channel, kind, error) {
+	serial, k := splitNodeID(id)
+	c, ok := s.channels[serial]
+	if !ok || k < kindDir || k > kindStatus {
+		return nil, 0, errNoEntry
+	}
+	return c, k, nil
+}
+
+// nameOf returns a channel's current name, for log lines.
+func (s *Server) nameOf(c *channel) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return c.name
+}

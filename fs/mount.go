@@ -1,0 +1,151 @@
+package fs
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"bazil.org/fuse"
+)
+
+// Mount mounts a new ipcfs at cfg.Mountpoint, creating the directory if
+// missing and clearing a dead FUSE mount left there by a killed daemon. It
+// returns once the kernel has initialized the mount; call Serve to answer
+// requests and Shutdown to end.
+func Mount(cfg Config) (*Server, error) {
+	if cfg.Limits.MaxBytes < 1 || cfg.Limits.MaxMsgs < 1 || cfg.ShmMax < 0 {
+		return nil, fmt.Errorf("mount: queue limits must be at least 1 and shm-max at least 0")
+	}
+	if _, err := exec.LookPath("fusermount3"); err != nil {
+		return nil, fmt.Errorf("mount: fusermount3 not found (install the fuse3 package): %w", err)
+	}
+	mnt, err := filepath.Abs(cfg.Mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("mount: %w", err)
+	}
+	cfg.Mountpoint = mnt
+	s := newServer(cfg, nil)
+	if err := s.prepareMountpoint(); err != nil {
+		return nil, err
+	}
+	opts := []fuse.MountOption{
+		fuse.FSName("ipcfs"),
+		fuse.Subtype("ipcfs"),
+		fuse.DefaultPermissions(),
+		fuse.MaxReadahead(128 << 10), // page-ins of shm in 128 KiB, not 4 KiB
+	}
+	if cfg.AllowOther {
+		opts = append(opts, fuse.AllowOther())
+	}
+	conn, err := fuse.Mount(mnt, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("mount %s: %w", mnt, err)
+	}
+	s.conn = conn
+	return s, nil
+}
+
+// prepareMountpoint creates the mountpoint or clears a dead mount on it.
+func (s *Server) prepareMountpoint() error {
+	mnt := s.cfg.Mountpoint
+	_, err := os.Stat(mnt)
+	switch {
+	case errors.Is(err, syscall.ENOTCONN):
+		s.log.Warn("clearing a dead FUSE mount (transport endpoint is not connected)", "mountpoint", mnt)
+		if out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); err != nil {
+			return fmt.Errorf("mount: clearing the dead mount at %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(mnt, 0o755); err != nil {
+			return fmt.Errorf("mount: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("mount: %w", err)
+	}
+	if mounted, err := isMountPoint(mnt); err != nil {
+		return fmt.Errorf("mount: %w", err)
+	} else if mounted {
+		return fmt.Errorf("mount: %s is already a mount point (another ipcfs?)", mnt)
+	}
+	return nil
+}
+
+// isMountPoint reports whether path is the mount point of a mount in this
+// process's namespace.
+func isMountPoint(path string) (bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
+			return true, nil
+		}
+	}
+	return false, sc.Err()
+}
+
+// unescapeMountinfo undoes the octal escapes (\040 for a space) of
+// /proc/self/mountinfo.
+func unescapeMountinfo(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// Shutdown answers every waiting request (readers get end of file, writers
+// EPIPE), unmounts (lazily if the mount is busy) and waits briefly for the
+// serving loops to end. After it returns the process may exit; it must not
+// close the FUSE connection, which blocks after a lazy unmount.
+func (s *Server) Shutdown() {
+	s.mu.RLock()
+	live := make([]*channel, 0, len(s.channels))
+	for _, c := range s.channels {
+		live = append(live, c)
+	}
+	s.mu.RUnlock()
+	discarded := 0
+	for _, c := range live {
+		discarded += c.queue.Close()
+	}
+	s.log.Info("shutting down", "channels", len(live), "discarded_messages", discarded)
+
+	mnt := s.cfg.Mountpoint
+	if err := fuse.Unmount(mnt); err != nil {
+		s.log.Info("mount busy, unmounting lazily", "mountpoint", mnt, "err", err)
+		if out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); err != nil {
+			s.log.Error("lazy unmount failed", "mountpoint", mnt, "err", err, "output", strings.TrimSpace(string(out)))
+		}
+	}
+	select {
+	case <-s.served:
+	case <-time.After(2 * time.Second):
+		s.log.Info("mount still in use after lazy unmount; its open files fail once this process exits")
+	}
+}
+
+// Mountpoint returns the absolute path the server is mounted on.
+func (s *Server) Mountpoint() string { return s.cfg.Mountpoint }

@@ -1,0 +1,227 @@
+package fs
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"sync"
+
+	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/channels"
+)
+
+// msgHandle is an open msg file. A write is one message; a read takes from
+// one message. The message being read is a window at file offsets
+// [winStart, winStart+len(win)): reads inside it return its bytes without
+// consuming anything (pread, and lseek back, re-read); a read anywhere else
+// takes the next message, which then occupies [offset, offset+length).
+type msgHandle struct {
+	s           *Server
+	c           *channel
+	reads, writes bool // open for reading, for writing
+	watch       *channels.Watch
+
+	mu       sync.Mutex // guards the fields below
+	win      []byte     // the current message; nil before the first
+	winStart int64      // its file offset
+	winSeen  int        // how many of its bytes reads have returned (high-water mark)
+	wakeup   fuse.PollWakeup
+	polled   bool // wakeup is set
+}
+
+var (
+	_ parkingReader = (*msgHandle)(nil)
+	_ parkingWriter = (*msgHandle)(nil)
+	_ poller        = (*msgHandle)(nil)
+)
+
+func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
+	h := &msgHandle{s: s, c: c, reads: read, writes: write}
+	h.watch = c.queue.NewWatch(h.wake)
+	c.queue.Opened(read, write)
+	return h
+}
+
+func (h *msgHandle) read(req *fuse.ReadRequest) error {
+	h.mu.Lock()
+	if data, ok := h.fromWindow(req.Offset, req.Size); ok {
+		h.mu.Unlock()
+		req.Respond(&fuse.ReadResponse{Data: data})
+		return nil
+	}
+	truncated := h.dropWindow()
+	h.mu.Unlock()
+	if truncated {
+		h.c.queue.CountTruncated()
+	}
+
+	p := &pendingRead{h: h, req: req}
+	p.w = h.c.queue.NewWaiter(p.done)
+	if !h.s.pending.add(req.ID, p) {
+		return errInterrupted
+	}
+	h.c.queue.Receive(p.w, req.FileFlags&fuse.OpenNonblock != 0)
+	return nil
+}
+
+// fromWindow returns the bytes of the current message at off, if off is
+// inside it. Requires h.mu.
+func (h *msgHandle) fromWindow(off int64, size int) ([]byte, bool) {
+	if h.win == nil || off < h.winStart || off >= h.winStart+int64(len(h.win)) {
+		return nil, false
+	}
+	rel := int(off - h.winStart)
+	end := min(len(h.win), rel+size)
+	if end == len(h.win) && end-rel == size && size > maxUnsplitRead {
+		// A READ this large may be one chunk of a bigger read(2); filled
+		// exactly to the message's end, the kernel would ask for more at
+		// the next offset, and that would start the next message (or wait
+		// for one, with data in hand). A byte short, the read(2) ends here.
+		end--
+	}
+	h.winSeen = max(h.winSeen, end)
+	return h.win[rel:end], true
+}
+
+// maxUnsplitRead is the largest READ that is always a whole read(2): the
+// kernel cuts a read(2) into READs where the caller's buffer crosses 32
+// pages, so only READs above 31 pages can be followed by more of the same
+// read(2). It is also the largest write(2) that always arrives as one WRITE,
+// hence one message: 124 KiB.
+const maxUnsplitRead = 31 * 4096
+
+// dropWindow ends the current message and reports whether some of it was
+// never read. Requires h.mu.
+func (h *msgHandle) dropWindow() (truncated bool) {
+	truncated = h.win != nil && h.winSeen < len(h.win)
+	h.win, h.winSeen = nil, 0
+	return truncated
+}
+
+// pendingRead is a READ that takes a message from the channel, now or
+// when one comes.
+type pendingRead struct {
+	h   *msgHandle
+	req *fuse.ReadRequest
+	w   *channels.Waiter
+}
+
+func (p *pendingRead) done(msg []byte, err error) {
+	h := p.h
+	h.s.pending.remove(p.req.ID)
+	switch {
+	case errors.Is(err, io.EOF):
+		p.req.Respond(&fuse.ReadResponse{})
+	case err != nil:
+		h.s.fail(p.req, err)
+	default:
+		h.mu.Lock()
+		truncated := h.dropWindow() // only if two reads of this handle waited at once
+		h.win, h.winStart = msg, p.req.Offset
+		data, _ := h.fromWindow(p.req.Offset, p.req.Size)
+		h.mu.Unlock()
+		if truncated {
+			h.c.queue.CountTruncated()
+		}
+		// The window is in place before the answer: a continuation READ of
+		// the same read(2) finds it.
+		p.req.Respond(&fuse.ReadResponse{Data: data})
+	}
+}
+
+func (p *pendingRead) interrupt() {
+	if p.w.Cancel() {
+		p.req.RespondError(fuse.EINTR)
+	}
+}
+
+func (h *msgHandle) write(req *fuse.WriteRequest) error {
+	// The request's buffer is reused once it is answered: the channel gets a copy.
+	msg := bytes.Clone(req.Data)
+	p := &pendingWrite{h: h, req: req}
+	p.w = h.c.queue.NewWaiter(p.done)
+	if !h.s.pending.add(req.ID, p) {
+		return errInterrupted
+	}
+	h.c.queue.Send(p.w, msg, req.FileFlags&fuse.OpenNonblock != 0)
+	return nil
+}
+
+// pendingWrite is a WRITE that puts a message in the channel, now or when
+// there is room.
+type pendingWrite struct {
+	h   *msgHandle
+	req *fuse.WriteRequest
+	w   *channels.Waiter
+}
+
+func (p *pendingWrite) done(_ []byte, err error) {
+	p.h.s.pending.remove(p.req.ID)
+	if err != nil {
+		p.h.s.fail(p.req, err)
+		return
+	}
+	p.req.Respond(&fuse.WriteResponse{Size: len(p.req.Data)})
+}
+
+func (p *pendingWrite) interrupt() {
+	if p.w.Cancel() {
+		p.req.RespondError(fuse.EINTR)
+	}
+}
+
+// poll reports readiness and keeps the kernel's wakeup handle, even when
+// ready already: edge-triggered pollers (every Go program) need the next
+// change too.
+func (h *msgHandle) poll(req *fuse.PollRequest) fuse.PollEvents {
+	var interest channels.Readiness
+	if req.Events&(fuse.PollIn|fuse.PollReadNormal) != 0 || req.Events == 0 {
+		interest |= channels.Readable
+	}
+	if req.Events&(fuse.PollOut|fuse.PollWriteNormal) != 0 || req.Events == 0 {
+		interest |= channels.Writable
+	}
+	var watch *channels.Watch
+	h.mu.Lock()
+	if wakeup, ok := req.Wakeup(); ok {
+		h.wakeup, h.polled = wakeup, true
+		watch = h.watch
+	}
+	unread := h.win != nil && h.winSeen < len(h.win)
+	h.mu.Unlock()
+
+	r := h.c.queue.Poll(watch, interest)
+	var ev fuse.PollEvents
+	if r&channels.Readable != 0 || unread {
+		ev |= fuse.PollIn | fuse.PollReadNormal
+	}
+	if r&channels.Writable != 0 {
+		ev |= fuse.PollOut | fuse.PollWriteNormal
+	}
+	if r&channels.HangUp != 0 && !unread {
+		ev |= fuse.PollHangup
+	}
+	return ev
+}
+
+// wake tells the kernel that readiness may have changed.
+func (h *msgHandle) wake() {
+	h.mu.Lock()
+	wakeup, ok := h.wakeup, h.polled
+	h.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := h.s.conn.NotifyPollWakeup(wakeup); err != nil && !errors.Is(err, fuse.ErrNotCached) {
+		h.s.log.Debug("poll wakeup failed", "channel", h.s.nameOf(h.c), "err", err)
+	}
+}
+
+func (h *msgHandle) release() {
+	h.watch.Stop()
+	h.mu.Lock()
+	truncated := h.dropWindow()
+	h.mu.Unlock()
+	h.c.queue.Released(h.reads, h.writes, truncated)
+}

@@ -1,0 +1,169 @@
+package fs
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/channels"
+	"github.com/ipcfs/ipcfs/shmregion"
+)
+
+// rootAttr requires Server.mu (read).
+func (s *Server) rootAttr() fuse.Attr {
+	return fuse.Attr{
+		Valid:     attrValid,
+		Inode:     uint64(fuse.RootID),
+		Mode:      os.ModeDir | os.ModeSticky | 0o777, // like /dev/shm
+		Nlink:     uint32(2 + len(s.names)),
+		Uid:       s.uid,
+		Gid:       s.gid,
+		Atime:     s.started,
+		Mtime:     s.started,
+		Ctime:     s.started,
+		BlockSize: 4096,
+	}
+}
+
+func checkName(name string) error {
+	if len(name) > maxNameLen {
+		return fmt.Errorf("%d bytes: %w", len(name), errNameTooLong)
+	}
+	return nil
+}
+
+// mkdir creates a channel.
+func (s *Server) mkdir(r *fuse.MkdirRequest) error {
+	if r.Node != fuse.RootID {
+		return fmt.Errorf("mkdir %q inside a channel: %w", r.Name, errNotPermitted)
+	}
+	if err := checkName(r.Name); err != nil {
+		return err
+	}
+	queue, err := channels.New(s.cfg.Limits)
+	if err != nil {
+		return fmt.Errorf("mkdir %q: %w", r.Name, err)
+	}
+	region, err := shmregion.New(s.cfg.ShmMax)
+	if err != nil {
+		return fmt.Errorf("mkdir %q: %w", r.Name, err)
+	}
+	now := time.Now()
+	c := &channel{
+		queue:   queue,
+		shm:     region,
+		created: now,
+		name:    r.Name,
+		uid:     r.Uid,
+		gid:     r.Gid,
+		perm:    r.Mode.Perm(), // the kernel has applied the umask
+		changed: now,
+	}
+	s.mu.Lock()
+	if _, ok := s.names[r.Name]; ok {
+		s.mu.Unlock()
+		region.Close()
+		return fmt.Errorf("mkdir %q: %w", r.Name, errExists)
+	}
+	s.nextSerial++
+	c.serial = s.nextSerial
+	s.names[r.Name] = c
+	s.channels[c.serial] = c
+	c.lookups++
+	resp := &fuse.MkdirResponse{LookupResponse: fuse.LookupResponse{
+		Node:       nodeID(c.serial, kindDir),
+		EntryValid: entryValid,
+		Attr:       c.attr(kindDir),
+	}}
+	s.mu.Unlock()
+	s.log.Debug("channel created", "channel", r.Name, "uid", r.Uid, "gid", r.Gid, "mode", c.perm)
+	r.Respond(resp)
+	return nil
+}
+
+// remove is rmdir of a channel; everything else it could remove is not
+// removable.
+func (s *Server) remove(r *fuse.RemoveRequest) error {
+	if r.Node != fuse.RootID || !r.Dir {
+		return fmt.Errorf("remove %q: %w", r.Name, errNotPermitted)
+	}
+	s.mu.Lock()
+	c, ok := s.names[r.Name]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("rmdir %q: %w", r.Name, errNoEntry)
+	}
+	delete(s.names, r.Name)
+	c.removed.Store(true)
+	freeShm := c.shmOpen == 0 && !c.shmFreed
+	c.shmFreed = c.shmFreed || freeShm
+	s.dropIfForgotten(c)
+	s.mu.Unlock()
+
+	discarded := c.queue.Close()
+	if freeShm {
+		c.shm.Close()
+	}
+	level := s.log.Debug
+	if discarded > 0 {
+		level = s.log.Info
+	}
+	level("channel removed", "channel", r.Name, "discarded_messages", discarded)
+	r.Respond()
+	return nil
+}
+
+// rename renames a channel within the root.
+func (s *Server) rename(r *fuse.RenameRequest) error {
+	if r.Node != fuse.RootID || r.NewDir != fuse.RootID {
+		return fmt.Errorf("rename %q to %q: %w", r.OldName, r.NewName, errNotPermitted)
+	}
+	if err := checkName(r.NewName); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.names[r.OldName]
+	if !ok {
+		return fmt.Errorf("rename %q: %w", r.OldName, errNoEntry)
+	}
+	if r.NewName != r.OldName {
+		if _, taken := s.names[r.NewName]; taken {
+			return fmt.Errorf("rename %q to %q: %w", r.OldName, r.NewName, errExists)
+		}
+		delete(s.names, r.OldName)
+		s.names[r.NewName] = c
+		c.name = r.NewName
+	}
+	s.log.Debug("channel renamed", "from", r.OldName, "to", r.NewName)
+	r.Respond()
+	return nil
+}
+
+// rootListing returns the root's entries. Requires Server.mu (read).
+func (s *Server) rootListing() []fuse.Dirent {
+	names := make([]string, 0, len(s.names))
+	for name := range s.names {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	ents := make([]fuse.Dirent, 0, len(names)+2)
+	ents = append(ents,
+		fuse.Dirent{Inode: uint64(fuse.RootID), Type: fuse.DT_Dir, Name: "."},
+		fuse.Dirent{Inode: uint64(fuse.RootID), Type: fuse.DT_Dir, Name: ".."})
+	for _, name := range names {
+		ents = append(ents, fuse.Dirent{Inode: uint64(nodeID(s.names[name].serial, kindDir)), Type: fuse.DT_Dir, Name: name})
+	}
+	return ents
+}
+
+// dropIfForgotten removes a removed channel from the node table once the
+// kernel holds no reference to its nodes. Requires Server.mu.
+func (s *Server) dropIfForgotten(c *channel) {
+	if c.removed.Load() && c.lookups == 0 {
+		delete(s.channels, c.serial)
+	}
+}

@@ -1,0 +1,316 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"syscall"
+	"time"
+
+	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/channels"
+)
+
+// Config is what a mount is made with.
+type Config struct {
+	Mountpoint string
+	AllowOther bool             // other users may enter; the mode bits decide
+	Limits     channels.Limits  // each new channel's queue capacity
+	ShmMax     int64            // largest shared region of one channel
+	Logger     *slog.Logger     // nil: discard
+}
+
+// Server serves one mount.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	conn    *fuse.Conn
+	uid     uint32 // owner of the root: who mounted
+	gid     uint32
+	started time.Time
+	pending *pendingRequests
+	served  chan struct{} // closed when Serve returns
+
+	mu         sync.RWMutex           // guards the fields below and every channel's namespace fields
+	names      map[string]*channel    // live channels by name
+	channels   map[uint64]*channel    // by serial: live ones, and removed ones the kernel still knows
+	handles    map[fuse.HandleID]handle
+	nextSerial uint64
+	nextHandle fuse.HandleID
+}
+
+func newServer(cfg Config, conn *fuse.Conn) *Server {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:      cfg,
+		log:      log,
+		conn:     conn,
+		uid:      uint32(os.Getuid()),
+		gid:      uint32(os.Getgid()),
+		started:  time.Now(),
+		pending:  newPendingRequests(),
+		served:   make(chan struct{}),
+		names:    make(map[string]*channel),
+		channels: make(map[uint64]*channel),
+		handles:  make(map[fuse.HandleID]handle),
+	}
+}
+
+// Serve answers requests until the mount goes away, with one goroutine per
+// CPU (at least two) reading and answering requests inline.
+func (s *Server) Serve() {
+	defer close(s.served)
+	var loops sync.WaitGroup
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		loops.Go(s.serveLoop)
+	}
+	loops.Wait()
+}
+
+func (s *Server) serveLoop() {
+	for {
+		req, err := s.conn.ReadRequest()
+		switch {
+		case err == nil:
+			s.dispatch(req)
+		case errors.Is(err, io.EOF):
+			return
+		case errors.Is(err, syscall.EINTR), errors.Is(err, syscall.EAGAIN):
+			// Go's preemption signals interrupt the read; try again.
+		default:
+			var errno syscall.Errno
+			if errors.As(err, &errno) {
+				s.log.Error("reading FUSE requests failed; this serving loop stops", "err", err)
+				return
+			}
+			s.log.Warn("malformed FUSE request ignored", "err", err)
+		}
+	}
+}
+
+// dispatch answers one request, or parks it to be answered later.
+func (s *Server) dispatch(req fuse.Request) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("BUG: panic in request handler", "req", req.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			req.RespondError(syscall.EIO)
+		}
+	}()
+	if err := s.handle(req); err != nil {
+		s.fail(req, err)
+	}
+}
+
+// fail answers req with the errno for err and logs why.
+func (s *Server) fail(req fuse.Request, err error) {
+	errno, level := toErrno(err)
+	if s.log.Enabled(nil, level) {
+		s.log.Log(nil, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
+	}
+	req.RespondError(errno)
+}
+
+// handle answers req (or parks it) and returns nil, or returns the error
+// to answer it with.
+func (s *Server) handle(req fuse.Request) error {
+	switch r := req.(type) {
+	case *fuse.LookupRequest:
+		return s.lookup(r)
+	case *fuse.GetattrRequest:
+		a, err := s.attr(r.Node)
+		if err != nil {
+			return err
+		}
+		r.Respond(&fuse.GetattrResponse{Attr: a})
+	case *fuse.SetattrRequest:
+		return s.setattr(r)
+	case *fuse.ForgetRequest:
+		s.forget(r.Node, r.N)
+		r.Respond()
+	case *fuse.BatchForgetRequest:
+		for _, f := range r.Forget {
+			s.forget(f.NodeID, f.N)
+		}
+		r.Respond()
+	case *fuse.MkdirRequest:
+		return s.mkdir(r)
+	case *fuse.RemoveRequest:
+		return s.remove(r)
+	case *fuse.RenameRequest:
+		return s.rename(r)
+	case *fuse.CreateRequest, *fuse.MknodRequest, *fuse.SymlinkRequest, *fuse.LinkRequest:
+		return errNotPermitted
+	case *fuse.OpenRequest:
+		return s.open(r)
+	case *fuse.ReadRequest:
+		return s.read(r)
+	case *fuse.WriteRequest:
+		return s.write(r)
+	case *fuse.PollRequest:
+		return s.poll(r)
+	case *fuse.ReleaseRequest:
+		s.release(r.Handle)
+		r.Respond()
+	case *fuse.InterruptRequest:
+		s.pending.interrupt(r.IntrID)
+		r.Respond()
+	case *fuse.FlushRequest:
+		r.Respond()
+	case *fuse.FsyncRequest:
+		// shm writes reach the region before they are answered: nothing is pending.
+		r.Respond()
+	case *fuse.StatfsRequest:
+		r.Respond(&fuse.StatfsResponse{Bsize: 4096, Frsize: 4096, Namelen: maxNameLen})
+	case *fuse.AccessRequest:
+		r.Respond() // default_permissions: the kernel checks
+	case *fuse.DestroyRequest:
+		r.Respond()
+	case *fuse.GetxattrRequest, *fuse.ListxattrRequest, *fuse.SetxattrRequest, *fuse.RemovexattrRequest:
+		// ENOSYS tells the kernel once and for all: it stops asking.
+		req.RespondError(syscall.ENOSYS)
+	default:
+		// Never answer POLL this way: ENOSYS to POLL turns poll off for the whole mount.
+		s.log.Debug("unsupported request", "req", req.String())
+		req.RespondError(syscall.ENOSYS)
+	}
+	return nil
+}
+
+// Handle-level requests.
+
+// handle is an open file or directory.
+type handle interface {
+	release()
+}
+
+// reader is a handle whose reads complete at once.
+type reader interface {
+	readAt(off int64, size int) ([]byte, error)
+}
+
+// parkingReader is a handle whose reads may wait: it answers req itself,
+// now or later, unless it returns an error.
+type parkingReader interface {
+	read(req *fuse.ReadRequest) error
+}
+
+// writer is a handle whose writes complete at once.
+type writer interface {
+	writeAt(data []byte, off int64) (int, error)
+}
+
+// parkingWriter is a handle whose writes may wait: it answers req itself,
+// now or later, unless it returns an error.
+type parkingWriter interface {
+	write(req *fuse.WriteRequest) error
+}
+
+// poller is a handle that reports readiness and may wake pollers later.
+type poller interface {
+	poll(req *fuse.PollRequest) fuse.PollEvents
+}
+
+func (s *Server) handleOf(id fuse.HandleID) (handle, error) {
+	s.mu.RLock()
+	h, ok := s.handles[id]
+	s.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("handle %v: %w", id, errNoHandle)
+	}
+	return h, nil
+}
+
+func (s *Server) addHandle(h handle) fuse.HandleID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextHandle++
+	s.handles[s.nextHandle] = h
+	return s.nextHandle
+}
+
+func (s *Server) release(id fuse.HandleID) {
+	s.mu.Lock()
+	h, ok := s.handles[id]
+	delete(s.handles, id)
+	s.mu.Unlock()
+	if ok {
+		h.release()
+	}
+}
+
+func (s *Server) read(r *fuse.ReadRequest) error {
+	h, err := s.handleOf(r.Handle)
+	if err != nil {
+		return err
+	}
+	switch h := h.(type) {
+	case parkingReader:
+		return h.read(r)
+	case reader:
+		data, err := h.readAt(r.Offset, r.Size)
+		if err != nil {
+			return err
+		}
+		r.Respond(&fuse.ReadResponse{Data: data})
+		return nil
+	}
+	return fmt.Errorf("read: %w", errNotSupported)
+}
+
+func (s *Server) write(r *fuse.WriteRequest) error {
+	h, err := s.handleOf(r.Handle)
+	if err != nil {
+		return err
+	}
+	switch h := h.(type) {
+	case parkingWriter:
+		return h.write(r)
+	case writer:
+		n, err := h.writeAt(r.Data, r.Offset)
+		if err != nil {
+			return err
+		}
+		r.Respond(&fuse.WriteResponse{Size: n})
+		return nil
+	}
+	return fmt.Errorf("write: %w", errNotSupported)
+}
+
+// alwaysReady is the poll answer for files whose reads and writes never wait.
+const alwaysReady = fuse.DefaultPollMask
+
+func (s *Server) poll(r *fuse.PollRequest) error {
+	h, err := s.handleOf(r.Handle)
+	if err != nil {
+		return err
+	}
+	ev := alwaysReady
+	if p, ok := h.(poller); ok {
+		ev = p.poll(r)
+	}
+	r.Respond(&fuse.PollResponse{REvents: ev})
+	return nil
+}
+
+// opName is a request's operation, for log lines.
+func opName(req fuse.Request) string {
+	name := fmt.Sprintf("%T", req)
+	const prefix, suffix = "*fuse.", "Request"
+	if len(name) > len(prefix)+len(suffix) {
+		name = name[len(prefix) : len(name)-len(suffix)]
+	}
+	return name
+}
+
+func errnoName(e syscall.Errno) string {
+	return fuse.Errno(e).ErrnoName()
+}

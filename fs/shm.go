@@ -1,0 +1,51 @@
+package fs
+
+import (
+	"fmt"
+
+)
+
+// shmHandle is an open shm file. The kernel's page cache is what processes
+// map; this serves its page-ins (reads) and write-backs (writes) from the
+// channel's region. A removed channel's region lives until its last handle
+// is released (mappings hold their file open).
+type shmHandle struct {
+	s *Server
+	c *channel
+}
+
+var (
+	_ reader = (*shmHandle)(nil)
+	_ writer = (*shmHandle)(nil)
+)
+
+func (h *shmHandle) readAt(off int64, size int) ([]byte, error) {
+	buf := make([]byte, size)
+	n, err := h.c.shm.ReadAt(buf, off)
+	if err != nil {
+		return nil, fmt.Errorf("read shm of channel %q: %w", h.s.nameOf(h.c), err)
+	}
+	return buf[:n], nil
+}
+
+func (h *shmHandle) writeAt(data []byte, off int64) (int, error) {
+	n, err := h.c.shm.WriteAt(data, off)
+	if err != nil {
+		return n, fmt.Errorf("write shm of channel %q: %w", h.s.nameOf(h.c), err)
+	}
+	return n, nil
+}
+
+func (h *shmHandle) release() {
+	s, c := h.s, h.c
+	s.mu.Lock()
+	c.shmOpen--
+	free := c.shmOpen == 0 && c.removed.Load() && !c.shmFreed
+	c.shmFreed = c.shmFreed || free
+	s.mu.Unlock()
+	if free {
+		c.shm.Close()
+		s.log.Debug("shared region freed", "channel", c.name)
+	}
+}
+

@@ -1,0 +1,210 @@
+package fs
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"bazil.org/fuse"
+)
+
+// lookup finds a channel in the root or a file in a channel.
+func (s *Server) lookup(r *fuse.LookupRequest) error {
+	if err := checkName(r.Name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var c *channel
+	k := kindDir
+	if r.Node == fuse.RootID {
+		var ok bool
+		if c, ok = s.names[r.Name]; !ok {
+			return fmt.Errorf("lookup %q: %w", r.Name, errNoEntry)
+		}
+	} else {
+		dir, dk, err := s.channelOf(r.Node)
+		if err != nil || dk != kindDir || dir.removed.Load() {
+			return fmt.Errorf("lookup %q in node %v: %w", r.Name, r.Node, errNoEntry)
+		}
+		var ok bool
+		if k, ok = entryKind(r.Name); !ok {
+			return fmt.Errorf("lookup %q in channel %q: %w", r.Name, dir.name, errNoEntry)
+		}
+		c = dir
+	}
+	c.lookups++
+	r.Respond(&fuse.LookupResponse{
+		Node:       nodeID(c.serial, k),
+		EntryValid: entryValid,
+		Attr:       c.attr(k),
+	})
+	return nil
+}
+
+// attr returns any node's attributes.
+func (s *Server) attr(id fuse.NodeID) (fuse.Attr, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if id == fuse.RootID {
+		return s.rootAttr(), nil
+	}
+	c, k, err := s.channelOf(id)
+	if err != nil {
+		return fuse.Attr{}, fmt.Errorf("getattr node %v: %w", id, err)
+	}
+	return c.attr(k), nil
+}
+
+// forget drops n kernel references to a node.
+func (s *Server) forget(id fuse.NodeID, n uint64) {
+	if id == fuse.RootID {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, _, err := s.channelOf(id)
+	if err != nil {
+		return
+	}
+	c.lookups -= min(n, c.lookups)
+	s.dropIfForgotten(c)
+}
+
+// setattr changes a channel's owner and mode (its files follow), shm's
+// size, and accepts what the shell does on its way to writing (truncating
+// msg and ctl to 0, setting times).
+func (s *Server) setattr(r *fuse.SetattrRequest) error {
+	if r.Node == fuse.RootID {
+		if r.Valid.Mode() || r.Valid.Uid() || r.Valid.Gid() || r.Valid.Size() {
+			return fmt.Errorf("setattr on the root: %w", errNotPermitted)
+		}
+		a, _ := s.attr(r.Node)
+		r.Respond(&fuse.SetattrResponse{Attr: a})
+		return nil
+	}
+	s.mu.Lock()
+	c, k, err := s.channelOf(r.Node)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("setattr node %v: %w", r.Node, err)
+	}
+	ownerChange := r.Valid.Mode() || r.Valid.Uid() || r.Valid.Gid()
+	if ownerChange && k != kindDir {
+		s.mu.Unlock()
+		return fmt.Errorf("chmod/chown of a channel's file (change the channel directory instead): %w", errNotPermitted)
+	}
+	if ownerChange {
+		if r.Valid.Mode() {
+			c.perm = r.Mode.Perm()
+		}
+		if r.Valid.Uid() {
+			c.uid = r.Uid
+		}
+		if r.Valid.Gid() {
+			c.gid = r.Gid
+		}
+		c.changed = time.Now()
+	}
+	s.mu.Unlock()
+
+	if r.Valid.Size() {
+		if err := s.truncate(c, k, r.Size); err != nil {
+			return err
+		}
+	}
+	if ownerChange {
+		s.invalidateFiles(c)
+	}
+	s.mu.RLock()
+	a := c.attr(k)
+	s.mu.RUnlock()
+	r.Respond(&fuse.SetattrResponse{Attr: a})
+	return nil
+}
+
+// truncate sets a file's size: shm's for real; msg and ctl accept 0 (the
+// shell's O_TRUNC) and nothing else.
+func (s *Server) truncate(c *channel, k kind, size uint64) error {
+	switch k {
+	case kindShm:
+		if size > 1<<62 {
+			return fmt.Errorf("truncate shm of %q to %d: %w", c.name, size, errBadSize)
+		}
+		if err := c.shm.Truncate(int64(size)); err != nil {
+			return fmt.Errorf("truncate shm of channel %q: %w", c.name, err)
+		}
+		return nil
+	case kindMsg, kindCtl:
+		if size == 0 {
+			return nil
+		}
+	case kindStatus:
+		return fmt.Errorf("truncate status: %w", errReadOnly)
+	}
+	return fmt.Errorf("truncate to %d: %w", size, errBadSize)
+}
+
+// invalidateFiles makes the kernel forget the cached attributes of a
+// channel's files, whose modes and owners follow the directory's.
+func (s *Server) invalidateFiles(c *channel) {
+	for _, e := range channelEntries {
+		// Offset -1: attributes only. (Offset 0 would drop shm's cached pages.)
+		err := s.conn.InvalidateNode(nodeID(c.serial, e.kind), -1, 0)
+		if err != nil && !errors.Is(err, fuse.ErrNotCached) {
+			s.log.Warn("invalidating cached attributes failed", "channel", c.name, "file", e.name, "err", err)
+		}
+	}
+}
+
+// open opens a directory or one of a channel's files.
+func (s *Server) open(r *fuse.OpenRequest) error {
+	if r.Dir {
+		h := &dirHandle{s: s, node: r.Node}
+		r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h)})
+		return nil
+	}
+	s.mu.Lock()
+	c, k, err := s.channelOf(r.Node)
+	if err == nil && c.removed.Load() {
+		err = errRemoved
+	}
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("open node %v: %w", r.Node, err)
+	}
+	if k == kindShm {
+		c.shmOpen++
+	}
+	name := c.name
+	s.mu.Unlock()
+
+	read := r.Flags.IsReadOnly() || r.Flags.IsReadWrite()
+	write := r.Flags.IsWriteOnly() || r.Flags.IsReadWrite()
+	var h handle
+	var flags fuse.OpenResponseFlags
+	switch k {
+	case kindMsg:
+		h = newMsgHandle(s, c, read, write)
+		// Direct I/O: one write(2) is one WRITE, one read(2) one READ. Seekable,
+		// so that tools which read ahead and seek back keep working.
+		flags = fuse.OpenDirectIO
+	case kindShm:
+		h = &shmHandle{s: s, c: c}
+		// Cached, so that every mapping shares the page cache; kept across opens.
+		flags = fuse.OpenKeepCache
+	case kindCtl:
+		h = newCtlHandle(s, c)
+		flags = fuse.OpenDirectIO
+	case kindStatus:
+		if write {
+			return fmt.Errorf("open status of %q for writing: %w", name, errReadOnly)
+		}
+		h = newStatusHandle(s, c)
+		flags = fuse.OpenDirectIO
+	default:
+		return fmt.Errorf("open node %v: %w", r.Node, errNotPermitted)
+	}
+	r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h), Flags: flags})
+	return nil
+}
