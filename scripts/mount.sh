@@ -1,0 +1,10 @@
+#!/bin/sh
+# mount.sh MOUNTPOINT [ipcfs mount flags]: install what is missing, build,
+# and serve ipcfs at MOUNTPOINT in the foreground (Ctrl-C unmounts).
+set -eu
+[ $# -ge 1 ] || { echo "usage: scripts/mount.sh MOUNTPOINT [flags]" >&2; exit 2; }
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+mnt=$1
+shift
+exec bin/ipcfs mount "$@" "$mnt"
