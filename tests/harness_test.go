@@ -1,0 +1,288 @@
+package tests
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bins holds the programs TestMain builds: the daemon and the clients.
+var bins struct {
+	dir      string
+	ipcfs    string // the daemon
+	goclient string // Go client (tests/goclient)
+	msgtool  string // C client (tests/clients/msgtool.c), "" if no C compiler
+	skip     string // why mounted tests cannot run here, or ""
+}
+
+// hangTimeout turns a hang into a failure. It is not a performance bound.
+const hangTimeout = 60 * time.Second
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tests: setup:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	dir, err := os.MkdirTemp("", "ipcfs-tests-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	bins.dir = dir
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		bins.skip = "no /dev/fuse on this machine: mounted tests need FUSE (CI has it)"
+	} else if _, err := exec.LookPath("fusermount3"); err != nil {
+		bins.skip = "no fusermount3: install the fuse3 package (scripts/setup.sh does)"
+	}
+	build := func(out, pkg string) error {
+		args := []string{"build", "-o", out}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, pkg)...)
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("go build %s: %w", pkg, err)
+		}
+		return nil
+	}
+	bins.ipcfs = filepath.Join(dir, "ipcfs")
+	bins.goclient = filepath.Join(dir, "goclient")
+	if err := build(bins.ipcfs, "github.com/ipcfs/ipcfs/cmd/ipcfs"); err != nil {
+		return 0, err
+	}
+	if err := build(bins.goclient, "github.com/ipcfs/ipcfs/tests/goclient"); err != nil {
+		return 0, err
+	}
+	if cc, err := exec.LookPath("cc"); err == nil {
+		bins.msgtool = filepath.Join(dir, "msgtool")
+		out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-o", bins.msgtool, "clients/msgtool.c").CombinedOutput()
+		if err != nil {
+			return 0, fmt.Errorf("compiling clients/msgtool.c: %v\n%s", err, out)
+		}
+	}
+	return m.Run(), nil
+}
+
+// daemon is a running `ipcfs mount`.
+type daemon struct {
+	t   *testing.T
+	mnt string
+	cmd *exec.Cmd
+
+	mu   sync.Mutex // guards log
+	log  bytes.Buffer
+	exit chan error // receives Wait's result once
+}
+
+// mount starts a daemon on a fresh mountpoint with the given extra flags
+// and stops it when the test ends, failing the test if it did not exit 0
+// or logged a panic or a data race.
+func mount(t *testing.T, flags ...string) *daemon {
+	t.Helper()
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	d := startDaemon(t, filepath.Join(t.TempDir(), "ipc"), flags...)
+	t.Cleanup(func() { d.stop() })
+	return d
+}
+
+func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
+	t.Helper()
+	args := append([]string{"mount", "--log-format", "json", "--log-level", "debug"}, flags...)
+	d := &daemon{t: t, mnt: mnt, exit: make(chan error, 1)}
+	d.cmd = exec.Command(bins.ipcfs, append(args, mnt)...)
+	stderr, err := d.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("starting ipcfs: %v", err)
+	}
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			d.mu.Lock()
+			d.log.WriteString(line + "\n")
+			d.mu.Unlock()
+			if strings.Contains(line, `"msg":"mounted"`) {
+				once.Do(func() { close(ready) })
+			}
+		}
+		d.exit <- d.cmd.Wait()
+	}()
+	select {
+	case <-ready:
+	case err := <-d.exit:
+		d.exit <- err
+		t.Fatalf("ipcfs exited before mounting: %v\n%s", err, d.logText())
+	case <-time.After(hangTimeout):
+		d.cmd.Process.Kill()
+		t.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, d.logText())
+	}
+	return d
+}
+
+func (d *daemon) logText() string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.log.String()
+}
+
+// logLines returns the daemon's JSON log records so far.
+func (d *daemon) logLines() []map[string]any {
+	var recs []map[string]any
+	for _, line := range strings.Split(d.logText(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil {
+			recs = append(recs, rec)
+		}
+	}
+	return recs
+}
+
+// waitLog waits until the daemon has logged a record for which match is
+// true, and returns it.
+func (d *daemon) waitLog(match func(map[string]any) bool) map[string]any {
+	d.t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	for time.Now().Before(deadline) {
+		for _, rec := range d.logLines() {
+			if match(rec) {
+				return rec
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d.t.Fatalf("the daemon never logged the expected line; log:\n%s", d.logText())
+	return nil
+}
+
+// signal sends sig and waits for the daemon to exit, returning its error.
+func (d *daemon) signal(sig syscall.Signal) error {
+	if d.cmd.ProcessState != nil {
+		return nil
+	}
+	d.cmd.Process.Signal(sig)
+	select {
+	case err := <-d.exit:
+		return err
+	case <-time.After(hangTimeout):
+		d.cmd.Process.Kill()
+		<-d.exit
+		return fmt.Errorf("ipcfs did not exit within %v of %v", hangTimeout, sig)
+	}
+}
+
+// stop ends the daemon with SIGTERM and checks how it went.
+func (d *daemon) stop() {
+	t := d.t
+	if d.cmd.ProcessState != nil {
+		return
+	}
+	err := d.signal(syscall.SIGTERM)
+	log := d.logText()
+	if err != nil {
+		t.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, log)
+	}
+	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:", "goroutine leak"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("daemon log contains %q:\n%s", bad, log)
+		}
+	}
+	// A dead mount would break the next test on this path.
+	exec.Command("fusermount3", "-u", "-z", d.mnt).Run()
+}
+
+// channel makes a new channel on the daemon's mount and returns its path.
+func (d *daemon) channel(name string) string {
+	d.t.Helper()
+	p := filepath.Join(d.mnt, name)
+	if err := os.Mkdir(p, 0o777); err != nil {
+		d.t.Fatalf("mkdir %s: %v", p, err)
+	}
+	return p
+}
+
+// run runs a client program with a hang timeout and returns its stdout;
+// it fails the test if the program fails, showing its stderr.
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, errOut, err := runErr(name, args...)
+	if err != nil {
+		t.Fatalf("%s %q: %v\nstdout:\n%s\nstderr:\n%s", name, args, err, out, errOut)
+	}
+	return out
+}
+
+// runErr runs a client program with a hang timeout.
+func runErr(name string, args ...string) (stdout, stderr string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = errors.Join(err, fmt.Errorf("timed out after %v (a hang)", hangTimeout))
+	}
+	return o.String(), e.String(), err
+}
+
+// sh runs a shell script with MNT and CH in its environment.
+func sh(t *testing.T, env map[string]string, script string) string {
+	t.Helper()
+	args := []string{"-c", script}
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", args...)
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sh -c %q: %v\nstdout:\n%s\nstderr:\n%s", script, err, o.String(), e.String())
+	}
+	if e.Len() > 0 {
+		t.Errorf("sh -c %q wrote to stderr:\n%s", script, e.String())
+	}
+	return o.String()
+}
+
+// readStatus returns a channel's status file as a map.
+func readStatus(t *testing.T, ch string) map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(ch, "status"))
+	if err != nil {
+		t.Fatalf("reading status: %v", err)
+	}
+	st := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		k, v, _ := strings.Cut(line, " ")
+		st[k] = v
+	}
+	return st
+}

@@ -1,0 +1,465 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// msgTests is the conformance map of the spec's msg section: each test gets
+// a mount of its own daemon's and makes the channels it needs.
+var msgTests = map[string]func(t *testing.T, d *daemon){
+	"echo and cat":                                testEchoCat,
+	"head -n1 takes one message":                  testHeadN1,
+	"while read loses no line":                    testReadLoop,
+	"coreutils printf is one message":             testPrintfOneMessage,
+	"C client boundaries and partial reads":       testCBoundaries,
+	"C client EAGAIN and poll wakeup":             testCPoll,
+	"Go client reads through epoll":               testGoClient,
+	"blocked readers served in order":             testReaderOrder,
+	"backpressure by count and bytes":             testBackpressure,
+	"hangup and reopen":                           testHangup,
+	"rmdir wakes readers and writers":             testRmdirWakes,
+	"SIGINT on a blocked reader loses nothing":    testSigintReader,
+	"many writers and readers, each message once": testConcurrency,
+}
+
+func TestMsg(t *testing.T) {
+	for name, test := range msgTests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, mount(t))
+		})
+	}
+}
+
+func testEchoCat(t *testing.T, d *daemon) {
+	ch := d.channel("foo")
+	out := sh(t, map[string]string{"CH": ch}, `
+		echo one > "$CH/msg"; echo two > "$CH/msg"; echo three > "$CH/msg"
+		echo hangup > "$CH/ctl"
+		cat "$CH/msg"`)
+	if out != "one\ntwo\nthree\n" {
+		t.Errorf("cat got %q", out)
+	}
+}
+
+func testHeadN1(t *testing.T, d *daemon) {
+	ch := d.channel("h")
+	out := sh(t, map[string]string{"CH": ch}, `
+		env printf 'a\nb\n' > "$CH/msg"; echo c > "$CH/msg"
+		head -n1 "$CH/msg"; head -n1 "$CH/msg"
+		cat "$CH/status"`)
+	lines := strings.Split(out, "\n")
+	if lines[0] != "a" || lines[1] != "c" {
+		t.Errorf("two head -n1 printed %q, want a then c", lines[:2])
+	}
+	if !strings.Contains(out, "messages 0\n") || !strings.Contains(out, "truncated 0\n") {
+		t.Errorf("status after head: %s", out)
+	}
+}
+
+func testReadLoop(t *testing.T, d *daemon) {
+	ch := d.channel("loop")
+	out := sh(t, map[string]string{"CH": ch}, `
+		for i in 1 2 3 4 5; do env printf "m$i-a\nm$i-b\nm$i-c\n" > "$CH/msg"; done
+		echo hangup > "$CH/ctl"
+		while read -r l; do echo "<$l>"; done < "$CH/msg"`)
+	var want strings.Builder
+	for i := 1; i <= 5; i++ {
+		for _, s := range []string{"a", "b", "c"} {
+			fmt.Fprintf(&want, "<m%d-%s>\n", i, s)
+		}
+	}
+	if out != want.String() {
+		t.Errorf("read loop got\n%s\nwant\n%s", out, want.String())
+	}
+	// bash's read builtin reads ahead and seeks back; run it too where installed.
+	if _, err := exec.LookPath("bash"); err == nil {
+		ch2 := d.channel("loop-bash")
+		out := sh(t, map[string]string{"CH": ch2}, `
+			for i in 1 2 3; do env printf "m$i-a\nm$i-b\n" > "$CH/msg"; done
+			echo hangup > "$CH/ctl"
+			bash -c 'while read -r l; do echo "<$l>"; done < "$CH/msg"'`)
+		if out != "<m1-a>\n<m1-b>\n<m2-a>\n<m2-b>\n<m3-a>\n<m3-b>\n" {
+			t.Errorf("bash read loop got\n%s", out)
+		}
+	}
+}
+
+func testPrintfOneMessage(t *testing.T, d *daemon) {
+	ch := d.channel("p")
+	sh(t, map[string]string{"CH": ch}, `env printf 'a\nb\nc\n' > "$CH/msg"`)
+	if st := readStatus(t, ch); st["messages"] != "1" || st["bytes"] != "6" {
+		t.Errorf("after one coreutils printf: messages %s bytes %s, want 1 and 6", st["messages"], st["bytes"])
+	}
+	if _, err := exec.LookPath("bash"); err == nil {
+		sh(t, map[string]string{"CH": ch}, `bash -c 'printf "d\ne\n" > "$CH/msg"'`)
+		if st := readStatus(t, ch); st["messages"] != "3" {
+			t.Errorf("bash's builtin printf writes line by line: want 3 messages in all, status says %s", st["messages"])
+		}
+	}
+}
+
+// cMessages parses msgtool's "<len>:<bytes>\n" records.
+func cMessages(t *testing.T, out string) []string {
+	t.Helper()
+	var msgs []string
+	for out != "" {
+		n, rest, ok := strings.Cut(out, ":")
+		k, err := strconv.Atoi(n)
+		if !ok || err != nil || len(rest) < k+1 {
+			t.Fatalf("bad msgtool output at %q", out)
+		}
+		msgs = append(msgs, rest[:k])
+		out = rest[k+1:]
+	}
+	return msgs
+}
+
+func testCBoundaries(t *testing.T, d *daemon) {
+	if bins.msgtool == "" {
+		t.Skip("no C compiler")
+	}
+	msg := filepath.Join(d.channel("c"), "msg")
+	run(t, bins.msgtool, "write", msg, "first", "second message", "3")
+	got := cMessages(t, run(t, bins.msgtool, "read", msg, "3", "65536"))
+	if want := []string{"first", "second message", "3"}; !slices.Equal(got, want) {
+		t.Errorf("read with a big buffer got %q, want %q", got, want)
+	}
+	// A short buffer takes one message in pieces, never bytes of two.
+	run(t, bins.msgtool, "write", msg, "0123456789", "next")
+	got = cMessages(t, run(t, bins.msgtool, "read", msg, "5", "3"))
+	if want := []string{"012", "345", "678", "9", "nex"}; !slices.Equal(got, want) {
+		t.Errorf("read with a 3-byte buffer got %q, want %q", got, want)
+	}
+	// The remainder "t" was discarded at close, and counted.
+	st := readStatus(t, filepath.Dir(msg))
+	if st["truncated"] != "1" || st["messages"] != "0" {
+		t.Errorf("after closing with a remainder: truncated %s messages %s, want 1 and 0", st["truncated"], st["messages"])
+	}
+}
+
+func testCPoll(t *testing.T, d *daemon) {
+	if bins.msgtool == "" {
+		t.Skip("no C compiler")
+	}
+	ch := d.channel("poll")
+	msg := filepath.Join(ch, "msg")
+	if out := run(t, bins.msgtool, "nonblock", msg); out != "EAGAIN\n" {
+		t.Errorf("O_NONBLOCK read of an empty queue: %q, want EAGAIN", out)
+	}
+	if out := run(t, bins.msgtool, "poll", msg, "0"); out != "timeout\n" {
+		t.Errorf("poll of an empty queue: %q, want timeout", out)
+	}
+	// A poller waiting in poll(2) is woken by another process's write.
+	poller := exec.Command(bins.msgtool, "poll", msg, strconv.Itoa(int(hangTimeout.Milliseconds())))
+	var out strings.Builder
+	poller.Stdout = &out
+	if err := poller.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "readers", "1")
+	run(t, bins.msgtool, "write", msg, "wake up")
+	if err := poller.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "ready\n7:wake up\n" {
+		t.Errorf("poller printed %q", out.String())
+	}
+}
+
+func testGoClient(t *testing.T, d *daemon) {
+	ch := d.channel("go")
+	msg := filepath.Join(ch, "msg")
+	reader := exec.Command(bins.goclient, "read", msg, "100")
+	var out strings.Builder
+	reader.Stdout = &out
+	reader.Stderr = os.Stderr
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "readers", "1")
+	// Messages arrive after the Go reader is waiting in epoll, one by one.
+	run(t, bins.goclient, "seq", msg, "go", "100")
+	if err := reader.Wait(); err != nil {
+		t.Fatalf("go reader: %v", err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	for i, l := range lines {
+		if want := strconv.Quote(fmt.Sprintf("go-%06d", i)); l != want {
+			t.Fatalf("message %d: %s, want %s", i, l, want)
+		}
+	}
+	if len(lines) != 100 {
+		t.Errorf("got %d messages, want 100", len(lines))
+	}
+}
+
+func testReaderOrder(t *testing.T, d *daemon) {
+	if bins.msgtool == "" {
+		t.Skip("no C compiler")
+	}
+	ch := d.channel("order")
+	msg := filepath.Join(ch, "msg")
+	const n = 4
+	readers := make([]*exec.Cmd, n)
+	outs := make([]strings.Builder, n)
+	for i := range readers {
+		// Blocking readers (a Go reader would wait in epoll, not in the daemon).
+		readers[i] = exec.Command(bins.msgtool, "read", msg, "1", "100")
+		readers[i].Stdout = &outs[i]
+		if err := readers[i].Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The next reader starts only once this one is parked.
+		waitStatus(t, ch, "blocked_readers", strconv.Itoa(i+1))
+	}
+	for i := range n {
+		run(t, bins.goclient, "write", msg, fmt.Sprintf("m%d", i))
+	}
+	for i, r := range readers {
+		if err := r.Wait(); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := outs[i].String(), fmt.Sprintf("2:m%d\n", i); got != want {
+			t.Errorf("reader %d got %q, want %q (blocked readers are served in order)", i, got, want)
+		}
+	}
+}
+
+func testBackpressure(t *testing.T, d *daemon) {
+	if bins.msgtool == "" {
+		t.Skip("no C compiler")
+	}
+	ch := d.channel("bp")
+	msg := filepath.Join(ch, "msg")
+	writeCtl(t, ch, "queue-msgs 2\nqueue-bytes 10\n")
+	run(t, bins.goclient, "write", msg, "aaaa", "bbbb") // 2 messages, 8 bytes: full by count
+	// Blocking writers (a Go writer would wait in epoll, not in the daemon).
+	blocked := exec.Command(bins.msgtool, "write", msg, "c")
+	if err := blocked.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "blocked_writers", "1")
+	if out := run(t, bins.goclient, "read", msg, "1"); out != `"aaaa"`+"\n" {
+		t.Errorf("read %q", out)
+	}
+	if err := blocked.Wait(); err != nil {
+		t.Fatalf("blocked writer: %v", err)
+	}
+	// Now "bbbb" and "c" (5 bytes): 6 more bytes do not fit in 10.
+	writeCtl(t, ch, "queue-msgs 100")
+	blocked = exec.Command(bins.msgtool, "write", msg, "dddddd")
+	if err := blocked.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "blocked_writers", "1")
+	run(t, bins.goclient, "read", msg, "2")
+	if err := blocked.Wait(); err != nil {
+		t.Fatalf("blocked writer: %v", err)
+	}
+	// A message larger than queue-bytes goes through an empty queue.
+	run(t, bins.goclient, "read", msg, "1")
+	run(t, bins.goclient, "write", msg, strings.Repeat("x", 100))
+	if out := run(t, bins.goclient, "read", msg, "1"); len(out) != 103 {
+		t.Errorf("big message read back as %d bytes", len(out))
+	}
+}
+
+func testHangup(t *testing.T, d *daemon) {
+	ch := d.channel("hup")
+	out := sh(t, map[string]string{"CH": ch}, `
+		echo queued > "$CH/msg"
+		echo hangup > "$CH/ctl"
+		cat "$CH/ctl"
+		if echo late > "$CH/msg" 2>/dev/null; then echo "write after hangup succeeded"; fi
+		cat "$CH/msg"; cat "$CH/msg"
+		echo reopen > "$CH/ctl"
+		echo again > "$CH/msg"
+		head -n1 "$CH/msg"`)
+	want := "queue-bytes 16777216\nqueue-msgs 4096\nhungup true\nqueued\nagain\n"
+	if out != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	// The errno of a write after hangup is EPIPE.
+	writeCtl(t, ch, "hangup")
+	_, stderr, err := runErr(bins.goclient, "write", filepath.Join(ch, "msg"), "x")
+	if err == nil || !strings.Contains(stderr, "broken pipe") {
+		t.Errorf("write after hangup: err %v, stderr %q; want EPIPE (broken pipe)", err, stderr)
+	}
+}
+
+func testRmdirWakes(t *testing.T, d *daemon) {
+	if bins.msgtool == "" {
+		t.Skip("no C compiler")
+	}
+	ch := d.channel("gone")
+	other := d.channel("other")
+	msg := filepath.Join(ch, "msg")
+	reader := exec.Command("cat", msg)
+	if err := reader.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "blocked_readers", "1")
+	writeCtl(t, ch, "queue-msgs 1")
+	run(t, bins.goclient, "write", msg, "fills the queue")
+	// cat took that one; fill again and block a writer.
+	waitStatus(t, ch, "blocked_readers", "1")
+	reader.Process.Signal(syscall.SIGSTOP)
+	run(t, bins.goclient, "write", msg, "queued")
+	writer := exec.Command(bins.msgtool, "write", msg, "blocked")
+	var werr strings.Builder
+	writer.Stderr = &werr
+	if err := writer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "blocked_writers", "1")
+	reader.Process.Signal(syscall.SIGCONT)
+	if err := os.Remove(ch); err != nil {
+		t.Fatalf("rmdir: %v", err)
+	}
+	if err := waitTimeout(reader); err != nil {
+		t.Errorf("cat after rmdir: %v (want end of file, exit 0)", err)
+	}
+	err := waitTimeout(writer)
+	if err == nil {
+		// It may have been admitted when cat took "queued"; then it is gone with the queue.
+		t.Logf("the blocked writer was admitted before rmdir")
+	} else if !strings.Contains(strings.ToLower(werr.String()), "broken pipe") {
+		t.Errorf("blocked writer after rmdir: %v %q, want EPIPE", err, werr.String())
+	}
+	// Other channels are untouched.
+	run(t, bins.goclient, "write", filepath.Join(other, "msg"), "still here")
+	if out := run(t, bins.goclient, "read", filepath.Join(other, "msg"), "1"); out != `"still here"`+"\n" {
+		t.Errorf("other channel: %q", out)
+	}
+}
+
+func testSigintReader(t *testing.T, d *daemon) {
+	ch := d.channel("sig")
+	msg := filepath.Join(ch, "msg")
+	for range 3 {
+		cat := exec.Command("cat", msg)
+		if err := cat.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, ch, "blocked_readers", "1")
+		cat.Process.Signal(syscall.SIGINT)
+		err := waitTimeout(cat)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+			t.Fatalf("cat after SIGINT: %v, want killed by SIGINT", err)
+		}
+		waitStatus(t, ch, "blocked_readers", "0")
+	}
+	run(t, bins.goclient, "write", msg, "not lost")
+	if out := run(t, bins.goclient, "read", msg, "1"); out != `"not lost"`+"\n" {
+		t.Errorf("after interrupted readers: %q", out)
+	}
+}
+
+func testConcurrency(t *testing.T, d *daemon) {
+	ch := d.channel("many")
+	msg := filepath.Join(ch, "msg")
+	writeCtl(t, ch, "queue-msgs 16")
+	const writers, readers, each = 4, 4, 500
+	var procs []*exec.Cmd
+	outs := make([]strings.Builder, readers)
+	for i := range readers {
+		r := exec.Command(bins.goclient, "readall", msg)
+		r.Stdout = &outs[i]
+		procs = append(procs, r)
+	}
+	for i := range writers {
+		procs = append(procs, exec.Command(bins.goclient, "seq", msg, fmt.Sprintf("w%d", i), strconv.Itoa(each)))
+	}
+	for _, p := range procs {
+		p.Stderr = os.Stderr
+		if err := p.Start(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range procs[readers:] {
+		if err := waitTimeout(w); err != nil {
+			t.Fatalf("writer: %v", err)
+		}
+	}
+	writeCtl(t, ch, "hangup")
+	seen := map[string]int{}
+	for i, r := range procs[:readers] {
+		if err := waitTimeout(r); err != nil {
+			t.Fatalf("reader: %v", err)
+		}
+		last := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSpace(outs[i].String()), "\n") {
+			if l == "" {
+				continue
+			}
+			m, err := strconv.Unquote(l)
+			if err != nil {
+				t.Fatalf("reader %d: bad line %q", i, l)
+			}
+			seen[m]++
+			// Each reader sees any one writer's messages in order.
+			w, seq, _ := strings.Cut(m, "-")
+			n, _ := strconv.Atoi(seq)
+			if p, ok := last[w]; ok && n <= p {
+				t.Errorf("reader %d got %s after %s-%06d", i, m, w, p)
+			}
+			last[w] = n
+		}
+	}
+	for w := range writers {
+		for i := range each {
+			if m := fmt.Sprintf("w%d-%06d", w, i); seen[m] != 1 {
+				t.Errorf("%s received %d times", m, seen[m])
+			}
+		}
+	}
+	if len(seen) != writers*each {
+		t.Errorf("%d distinct messages, want %d", len(seen), writers*each)
+	}
+}
+
+// writeCtl writes commands to a channel's ctl file.
+func writeCtl(t *testing.T, ch, cmds string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(ch, "ctl"), []byte(cmds), 0); err != nil {
+		t.Fatalf("ctl %q: %v", cmds, err)
+	}
+}
+
+// waitStatus waits until a channel's status shows key = want.
+func waitStatus(t *testing.T, ch, key, want string) {
+	t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	var st map[string]string
+	for time.Now().Before(deadline) {
+		if st = readStatus(t, ch); st[key] == want {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("status never showed %s %s: %v", key, want, st)
+}
+
+// waitTimeout waits for a started command, killing it after hangTimeout.
+func waitTimeout(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(hangTimeout):
+		cmd.Process.Kill()
+		<-done
+		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
+	}
+}
