@@ -17,10 +17,10 @@ import (
 // consuming anything (pread, and lseek back, re-read); a read anywhere else
 // takes the next message, which then occupies [offset, offset+length).
 type msgHandle struct {
-	s           *Server
-	c           *channel
+	s             *Server
+	c             *channel
 	reads, writes bool // open for reading, for writing
-	watch       *channels.Watch
+	watch         *channels.Watch
 
 	mu       sync.Mutex // guards the fields below
 	win      []byte     // the current message; nil before the first

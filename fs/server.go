@@ -20,10 +20,10 @@ import (
 // Config is what a mount is made with.
 type Config struct {
 	Mountpoint string
-	AllowOther bool             // other users may enter; the mode bits decide
-	Limits     channels.Limits  // each new channel's queue capacity
-	ShmMax     int64            // largest shared region of one channel
-	Logger     *slog.Logger     // nil: discard
+	AllowOther bool            // other users may enter; the mode bits decide
+	Limits     channels.Limits // each new channel's queue capacity
+	ShmMax     int64           // largest shared region of one channel
+	Logger     *slog.Logger    // nil: discard
 }
 
 // Server serves one mount.
@@ -37,9 +37,9 @@ type Server struct {
 	pending *pendingRequests
 	served  chan struct{} // closed when Serve returns
 
-	mu         sync.RWMutex           // guards the fields below and every channel's namespace fields
-	names      map[string]*channel    // live channels by name
-	channels   map[uint64]*channel    // by serial: live ones, and removed ones the kernel still knows
+	mu         sync.RWMutex        // guards the fields below and every channel's namespace fields
+	names      map[string]*channel // live channels by name
+	channels   map[uint64]*channel // by serial: live ones, and removed ones the kernel still knows
 	handles    map[fuse.HandleID]handle
 	nextSerial uint64
 	nextHandle fuse.HandleID

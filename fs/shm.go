@@ -2,7 +2,6 @@ package fs
 
 import (
 	"fmt"
-
 )
 
 // shmHandle is an open shm file. The kernel's page cache is what processes
@@ -48,4 +47,3 @@ func (h *shmHandle) release() {
 		s.log.Debug("shared region freed", "channel", c.name)
 	}
 }
-
