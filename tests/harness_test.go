@@ -50,34 +50,86 @@ func setup(m *testing.M) (int, error) {
 	} else if _, err := exec.LookPath("fusermount3"); err != nil {
 		bins.skip = "no fusermount3: install the fuse3 package (scripts/setup.sh does)"
 	}
-	build := func(out, pkg string) error {
+	if bins.ipcfs, err = buildGo("github.com/ipcfs/ipcfs/cmd/ipcfs"); err != nil {
+		return 0, err
+	}
+	if bins.goclient, err = buildGo("github.com/ipcfs/ipcfs/tests/goclient"); err != nil {
+		return 0, err
+	}
+	if _, err := exec.LookPath("cc"); err == nil {
+		if bins.msgtool, err = buildC("clients/msgtool.c"); err != nil {
+			return 0, err
+		}
+	}
+	return m.Run(), nil
+}
+
+var built sync.Map // source → *builtBinary
+
+type builtBinary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// buildGo builds a Go main package once per test run (with -race when the
+// tests have it) and returns the binary's path.
+func buildGo(pkg string) (string, error) {
+	return buildOnce(pkg, func(out string) *exec.Cmd {
 		args := []string{"build", "-o", out}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		cmd := exec.Command("go", append(args, pkg)...)
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("go build %s: %w", pkg, err)
+		return exec.Command("go", append(args, pkg)...)
+	})
+}
+
+// buildC compiles a one-file C program (a path relative to tests/) once per
+// test run and returns the binary's path.
+func buildC(src string) (string, error) {
+	return buildOnce(src, func(out string) *exec.Cmd {
+		return exec.Command("cc", "-O2", "-Wall", "-Werror", "-o", out, src)
+	})
+}
+
+func buildOnce(src string, command func(out string) *exec.Cmd) (string, error) {
+	v, _ := built.LoadOrStore(src, &builtBinary{})
+	b := v.(*builtBinary)
+	b.once.Do(func() {
+		out := filepath.Join(bins.dir, strings.NewReplacer("/", "_", ".", "_").Replace(src))
+		cmd := command(out)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("building %s: %v\n%s", src, err, o)
+			return
 		}
-		return nil
+		b.path = out
+	})
+	return b.path, b.err
+}
+
+// goBinary returns a Go client program built from pkg, failing the test if
+// it does not build.
+func goBinary(t *testing.T, pkg string) string {
+	t.Helper()
+	p, err := buildGo(pkg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	bins.ipcfs = filepath.Join(dir, "ipcfs")
-	bins.goclient = filepath.Join(dir, "goclient")
-	if err := build(bins.ipcfs, "github.com/ipcfs/ipcfs/cmd/ipcfs"); err != nil {
-		return 0, err
+	return p
+}
+
+// cBinary returns a C client program compiled from src (relative to
+// tests/), skipping the test if there is no C compiler.
+func cBinary(t *testing.T, src string) string {
+	t.Helper()
+	if _, err := exec.LookPath("cc"); err != nil {
+		t.Skip("no C compiler (cc)")
 	}
-	if err := build(bins.goclient, "github.com/ipcfs/ipcfs/tests/goclient"); err != nil {
-		return 0, err
+	p, err := buildC(src)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if cc, err := exec.LookPath("cc"); err == nil {
-		bins.msgtool = filepath.Join(dir, "msgtool")
-		out, err := exec.Command(cc, "-O2", "-Wall", "-Werror", "-o", bins.msgtool, "clients/msgtool.c").CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("compiling clients/msgtool.c: %v\n%s", err, out)
-		}
-	}
-	return m.Run(), nil
+	return p
 }
 
 // daemon is a running `ipcfs mount`.
