@@ -314,3 +314,24 @@ func opName(req fuse.Request) string {
 func errnoName(e syscall.Errno) string {
 	return fuse.Errno(e).ErrnoName()
 }
+
+// Stats is a snapshot of a server's size, for leak checks and debugging.
+type Stats struct {
+	Channels        int // live channels
+	RemovedChannels int // removed, but still known to the kernel
+	Handles         int // open files and directories
+	Parked          int // requests waiting in a channel
+}
+
+// Stats returns a snapshot of the server's tables.
+func (s *Server) Stats() Stats {
+	s.mu.RLock()
+	st := Stats{
+		Channels:        len(s.names),
+		RemovedChannels: len(s.channels) - len(s.names),
+		Handles:         len(s.handles),
+	}
+	s.mu.RUnlock()
+	st.Parked = s.pending.len()
+	return st
+}

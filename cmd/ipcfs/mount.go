@@ -3,8 +3,11 @@ package main
 import (
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/ipcfs/ipcfs/channels"
@@ -25,6 +28,7 @@ func mountCmd(args []string) int {
 	flags.Var(queueBytes, "queue-bytes", "capacity of one channel's message queue, in bytes (K, M, G suffixes)")
 	flags.Var(queueMsgs, "queue-msgs", "capacity of one channel's message queue, in messages")
 	flags.Var(shmMax, "shm-max", "largest shared region of one channel (K, M, G suffixes)")
+	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
 	logOpts := addLogFlags(flags)
 	mountpoint, err := parseWithOperand(flags, args)
 	if err != nil {
@@ -48,8 +52,18 @@ func mountCmd(args []string) int {
 		log.Error("mount failed", "err", err)
 		return 1
 	}
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			log.Error("cpu profile", "err", err)
+			return 1
+		}
+		defer stop()
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
 	served := make(chan struct{})
 	go func() {
 		srv.Serve()
@@ -57,15 +71,49 @@ func mountCmd(args []string) int {
 	}()
 	log.Info("mounted", "mountpoint", srv.Mountpoint())
 
-	select {
-	case sig := <-sigs:
-		log.Info("signal received, unmounting", "signal", sig.String())
-		srv.Shutdown()
-	case <-served:
-		log.Info("unmounted from outside")
+	for {
+		select {
+		case <-usr1:
+			logStats(log, srv)
+		case sig := <-stop:
+			log.Info("signal received, unmounting", "signal", sig.String())
+			srv.Shutdown()
+			log.Info("exiting")
+			return 0
+		case <-served:
+			log.Info("unmounted from outside; exiting")
+			return 0
+		}
 	}
-	log.Info("exiting")
-	return 0
+}
+
+// logStats logs one line about the daemon's size: SIGUSR1 asks for it.
+func logStats(log *slog.Logger, srv *fs.Server) {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	st := srv.Stats()
+	log.Info("stats",
+		"goroutines", runtime.NumGoroutine(),
+		"heap_alloc", m.HeapAlloc,
+		"heap_objects", m.HeapObjects,
+		"channels", st.Channels,
+		"removed_channels", st.RemovedChannels,
+		"handles", st.Handles,
+		"parked_requests", st.Parked)
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // parseWithOperand parses flags that may come before or after the one
