@@ -98,33 +98,52 @@ func (c *Channel) NewWaiter(done func(msg []byte, err error)) *Waiter {
 func (c *Channel) Send(w *Waiter, msg []byte, nonblock bool) {
 	var s settlement
 	c.mu.Lock()
+	if w.state == waiterNew { // else canceled before it started: whoever canceled answers for it
+		if err := c.trySend(&s, msg); err == ErrWouldBlock && !nonblock {
+			w.msg = msg
+			c.senders.pushBack(w)
+		} else {
+			s.complete(w, nil, err)
+		}
+	}
+	c.mu.Unlock()
+	s.run()
+}
+
+// TrySend is Send without waiting and without a Waiter: it returns nil if
+// msg was queued or handed to a parked receiver (the channel owns it then),
+// ErrWouldBlock if there is no room (nothing was sent), or ErrHungUp,
+// ErrClosed, ErrEmptyMessage.
+func (c *Channel) TrySend(msg []byte) error {
+	var s settlement
+	c.mu.Lock()
+	err := c.trySend(&s, msg)
+	c.mu.Unlock()
+	s.run()
+	return err
+}
+
+// trySend sends msg if it can without waiting. Requires c.mu.
+func (c *Channel) trySend(s *settlement, msg []byte) error {
 	switch {
-	case w.state != waiterNew:
-		// Canceled before it started: whoever canceled answers for it.
 	case c.closed:
-		s.complete(w, nil, ErrClosed)
+		return ErrClosed
 	case c.hungUp:
-		s.complete(w, nil, ErrHungUp)
+		return ErrHungUp
 	case len(msg) == 0:
-		s.complete(w, nil, ErrEmptyMessage)
+		return ErrEmptyMessage
 	case c.receivers.len > 0:
 		// The queue is empty: hand the message straight to the oldest receiver.
 		c.sent++
 		c.received++
 		s.complete(c.receivers.popFront(), msg, nil)
-		s.complete(w, nil, nil)
+		return nil
 	case c.senders.len == 0 && c.admits(len(msg)):
 		c.enqueue(msg)
-		s.complete(w, nil, nil)
-		c.wake(&s, Readable)
-	case nonblock:
-		s.complete(w, nil, ErrWouldBlock)
-	default:
-		w.msg = msg
-		c.senders.pushBack(w)
+		c.wake(s, Readable)
+		return nil
 	}
-	c.mu.Unlock()
-	s.run()
+	return ErrWouldBlock
 }
 
 // Receive takes the next message for w: at once if one is queued (then
@@ -135,21 +154,45 @@ func (c *Channel) Send(w *Waiter, msg []byte, nonblock bool) {
 func (c *Channel) Receive(w *Waiter, nonblock bool) {
 	var s settlement
 	c.mu.Lock()
-	switch {
-	case w.state != waiterNew:
-	case c.queue.len() > 0:
-		s.complete(w, c.dequeue(), nil)
-		c.admitSenders(&s)
-		c.wake(&s, Writable)
-	case c.closed || c.hungUp:
-		s.complete(w, nil, io.EOF)
-	case nonblock:
-		s.complete(w, nil, ErrWouldBlock)
-	default:
-		c.receivers.pushBack(w)
+	if w.state == waiterNew {
+		if msg, err := c.tryReceive(&s); err == ErrWouldBlock && !nonblock {
+			c.receivers.pushBack(w)
+		} else {
+			s.complete(w, msg, err)
+		}
 	}
 	c.mu.Unlock()
 	s.run()
+}
+
+// TryReceive is Receive without waiting and without a Waiter: it returns
+// the next message (owned by the caller), io.EOF if the queue is drained and
+// the channel hung up or closed, or ErrWouldBlock.
+func (c *Channel) TryReceive() ([]byte, error) {
+	var s settlement
+	c.mu.Lock()
+	msg, err := c.tryReceive(&s)
+	c.mu.Unlock()
+	s.run()
+	return msg, err
+}
+
+// tryReceive takes the next message if there is one. Requires c.mu.
+func (c *Channel) tryReceive(s *settlement) ([]byte, error) {
+	switch {
+	case c.queue.len() > 0:
+		msg := c.dequeue()
+		c.admitSenders(s)
+		changed := Writable
+		if c.hungUp && c.queue.len() == 0 {
+			changed |= HangUp // drained: receives now return end of file
+		}
+		c.wake(s, changed)
+		return msg, nil
+	case c.closed || c.hungUp:
+		return nil, io.EOF
+	}
+	return nil, ErrWouldBlock
 }
 
 // Hangup makes later sends fail with ErrHungUp and, once the queue is

@@ -1,5 +1,7 @@
 package channels
 
+import "sync"
+
 // Readiness says which operations would complete without waiting.
 type Readiness uint8
 
@@ -25,7 +27,11 @@ type Watch struct {
 
 	// Guarded by ch.mu.
 	interest Readiness // zero while not armed
-	stopped  bool
+
+	// wakeMu is held while wake runs and by Stop, so that no wake runs
+	// after Stop returns. Lock order: ch.mu, then wakeMu.
+	wakeMu  sync.Mutex
+	stopped bool // guarded by both ch.mu and wakeMu: either suffices to read it
 }
 
 // NewWatch returns an unarmed watch on c that calls wake. wake is called
@@ -56,10 +62,22 @@ func (w *Watch) Stop() {
 	c := w.ch
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	w.wakeMu.Lock()
+	defer w.wakeMu.Unlock()
 	w.stopped = true
 	if w.interest != 0 {
 		w.interest = 0
 		c.disarm(w)
+	}
+}
+
+// fire calls w's wake function unless w has been stopped. Call it without
+// ch.mu held.
+func (w *Watch) fire() {
+	w.wakeMu.Lock()
+	defer w.wakeMu.Unlock()
+	if !w.stopped {
+		w.wake()
 	}
 }
 

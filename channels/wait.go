@@ -38,8 +38,10 @@ func (w *Waiter) Cancel() bool {
 		list.remove(w)
 		w.msg = nil
 		if list == &c.senders {
-			// It may have been the head that kept later senders out.
+			// It may have been the head that kept later senders out, or
+			// the only one: either way there may be room now.
 			c.admitSenders(&s)
+			c.wake(&s, Writable)
 		}
 	}
 	w.state = waiterDone
@@ -146,6 +148,6 @@ func (s *settlement) run() {
 		c.w.done(c.msg, c.err)
 	}
 	for _, w := range s.wakes {
-		w.wake()
+		w.fire()
 	}
 }
