@@ -56,13 +56,42 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 		h.c.queue.CountTruncated()
 	}
 
+	// Most reads find a message queued, or none and O_NONBLOCK: no waiter needed.
+	msg, err := h.c.queue.TryReceive()
+	nonblock := req.FileFlags&fuse.OpenNonblock != 0
+	if err != channels.ErrWouldBlock || nonblock {
+		h.deliver(req, msg, err)
+		return nil
+	}
 	p := &pendingRead{h: h, req: req}
 	p.w = h.c.queue.NewWaiter(p.done)
 	if !h.s.pending.add(req.ID, p) {
 		return errInterrupted
 	}
-	h.c.queue.Receive(p.w, req.FileFlags&fuse.OpenNonblock != 0)
+	h.c.queue.Receive(p.w, false)
 	return nil
+}
+
+// deliver answers a READ that took msg (or err) from the channel.
+func (h *msgHandle) deliver(req *fuse.ReadRequest, msg []byte, err error) {
+	switch {
+	case errors.Is(err, io.EOF):
+		req.Respond(&fuse.ReadResponse{})
+	case err != nil:
+		h.s.fail(req, err)
+	default:
+		h.mu.Lock()
+		truncated := h.dropWindow() // only if two reads of this handle waited at once
+		h.win, h.winStart = msg, req.Offset
+		data, _ := h.fromWindow(req.Offset, req.Size)
+		h.mu.Unlock()
+		if truncated {
+			h.c.queue.CountTruncated()
+		}
+		// The window is in place before the answer: a continuation READ of
+		// the same read(2) finds it.
+		req.Respond(&fuse.ReadResponse{Data: data})
+	}
 }
 
 // fromWindow returns the bytes of the current message at off, if off is
@@ -108,26 +137,8 @@ type pendingRead struct {
 }
 
 func (p *pendingRead) done(msg []byte, err error) {
-	h := p.h
-	h.s.pending.remove(p.req.ID)
-	switch {
-	case errors.Is(err, io.EOF):
-		p.req.Respond(&fuse.ReadResponse{})
-	case err != nil:
-		h.s.fail(p.req, err)
-	default:
-		h.mu.Lock()
-		truncated := h.dropWindow() // only if two reads of this handle waited at once
-		h.win, h.winStart = msg, p.req.Offset
-		data, _ := h.fromWindow(p.req.Offset, p.req.Size)
-		h.mu.Unlock()
-		if truncated {
-			h.c.queue.CountTruncated()
-		}
-		// The window is in place before the answer: a continuation READ of
-		// the same read(2) finds it.
-		p.req.Respond(&fuse.ReadResponse{Data: data})
-	}
+	p.h.s.pending.remove(p.req.ID)
+	p.h.deliver(p.req, msg, err)
 }
 
 func (p *pendingRead) interrupt() {
@@ -139,12 +150,21 @@ func (p *pendingRead) interrupt() {
 func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	// The request's buffer is reused once it is answered: the channel gets a copy.
 	msg := bytes.Clone(req.Data)
+	// Most writes find room, or a waiting reader: no waiter needed.
+	err := h.c.queue.TrySend(msg)
+	if err == nil {
+		req.Respond(&fuse.WriteResponse{Size: len(req.Data)})
+		return nil
+	}
+	if err != channels.ErrWouldBlock || req.FileFlags&fuse.OpenNonblock != 0 {
+		return err
+	}
 	p := &pendingWrite{h: h, req: req}
 	p.w = h.c.queue.NewWaiter(p.done)
 	if !h.s.pending.add(req.ID, p) {
 		return errInterrupted
 	}
-	h.c.queue.Send(p.w, msg, req.FileFlags&fuse.OpenNonblock != 0)
+	h.c.queue.Send(p.w, msg, false)
 	return nil
 }
 
