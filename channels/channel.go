@@ -39,7 +39,9 @@ func (l Limits) validate() error {
 	return nil
 }
 
-// Stats is a snapshot of a channel's state and counters.
+// Stats is a snapshot of a channel's state and counters. Messages discarded
+// by Flush or Close count in Sent but never in Received, so Sent - Received
+// - Messages is the number discarded.
 type Stats struct {
 	Limits
 	Messages       int64  // queued now

@@ -1,6 +1,6 @@
 package channels
 
-import "sync"
+import "sync/atomic"
 
 // Readiness says which operations would complete without waiting.
 type Readiness uint8
@@ -20,18 +20,14 @@ const (
 
 // A Watch is a poller's interest in one channel: its wake function is
 // called, once, the first time after Poll armed it that the readiness it
-// asked about may have changed. Poll again to re-arm it.
+// asked about may have become ready (spurious wakes are possible). Poll
+// again to re-arm it.
 type Watch struct {
 	ch   *Channel
 	wake func()
 
-	// Guarded by ch.mu.
-	interest Readiness // zero while not armed
-
-	// wakeMu is held while wake runs and by Stop, so that no wake runs
-	// after Stop returns. Lock order: ch.mu, then wakeMu.
-	wakeMu  sync.Mutex
-	stopped bool // guarded by both ch.mu and wakeMu: either suffices to read it
+	interest Readiness   // guarded by ch.mu; zero while not armed
+	stopped  atomic.Bool // set under ch.mu
 }
 
 // NewWatch returns an unarmed watch on c that calls wake. wake is called
@@ -47,7 +43,7 @@ func (c *Channel) NewWatch(wake func()) *Watch {
 func (c *Channel) Poll(w *Watch, interest Readiness) Readiness {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if w != nil && !w.stopped && interest != 0 {
+	if w != nil && !w.stopped.Load() && interest != 0 {
 		if w.interest == 0 {
 			c.armed = append(c.armed, w)
 		}
@@ -56,15 +52,14 @@ func (c *Channel) Poll(w *Watch, interest Readiness) Readiness {
 	return c.readiness()
 }
 
-// Stop disarms w for good; its wake function is not called after Stop
-// returns.
+// Stop disarms w for good. Like time.Timer.Stop, it does not wait for a
+// wake that a change has already started: that one may still run once,
+// shortly after Stop returns (a wake may call Stop itself).
 func (w *Watch) Stop() {
 	c := w.ch
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	w.wakeMu.Lock()
-	defer w.wakeMu.Unlock()
-	w.stopped = true
+	w.stopped.Store(true)
 	if w.interest != 0 {
 		w.interest = 0
 		c.disarm(w)
@@ -74,9 +69,7 @@ func (w *Watch) Stop() {
 // fire calls w's wake function unless w has been stopped. Call it without
 // ch.mu held.
 func (w *Watch) fire() {
-	w.wakeMu.Lock()
-	defer w.wakeMu.Unlock()
-	if !w.stopped {
+	if !w.stopped.Load() {
 		w.wake()
 	}
 }
