@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -113,8 +114,8 @@ func (s *Server) dispatch(req fuse.Request) {
 // fail answers req with the errno for err and logs why.
 func (s *Server) fail(req fuse.Request, err error) {
 	errno, level := toErrno(err)
-	if s.log.Enabled(nil, level) {
-		s.log.Log(nil, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
+	if ctx := context.Background(); s.log.Enabled(ctx, level) {
+		s.log.Log(ctx, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
 	}
 	req.RespondError(errno)
 }

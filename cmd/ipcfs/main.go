@@ -29,6 +29,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "mount":
 		return mountCmd(args[1:])
+	case "bench":
+		return benchCmd(args[1:])
 	case "version":
 		fmt.Println("ipcfs", version())
 		return 0
