@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"bazil.org/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipcfs/ipcfs/channels"
 )
@@ -313,7 +314,10 @@ func opName(req fuse.Request) string {
 }
 
 func errnoName(e syscall.Errno) string {
-	return fuse.Errno(e).ErrnoName()
+	if name := unix.ErrnoName(e); name != "" {
+		return name
+	}
+	return e.Error()
 }
 
 // Stats is a snapshot of a server's size, for leak checks and debugging.

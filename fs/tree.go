@@ -3,9 +3,12 @@ package fs
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/shmregion"
 )
 
 // lookup finds a channel in the root or a file in a channel.
@@ -128,8 +131,8 @@ func (s *Server) setattr(r *fuse.SetattrRequest) error {
 func (s *Server) truncate(c *channel, k kind, size uint64) error {
 	switch k {
 	case kindShm:
-		if size > 1<<62 {
-			return fmt.Errorf("truncate shm of %q to %d: %w", c.name, size, errBadSize)
+		if size > math.MaxInt64 { // the kernel's limit is below, but keep the conversion honest
+			return fmt.Errorf("truncate shm of %q to %d: %w", c.name, size, shmregion.ErrTooLarge)
 		}
 		if err := c.shm.Truncate(int64(size)); err != nil {
 			return fmt.Errorf("truncate shm of channel %q: %w", c.name, err)
