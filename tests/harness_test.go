@@ -161,6 +161,8 @@ func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
 	args := append([]string{"mount", "--log-format", "json", "--log-level", "debug"}, flags...)
 	d := &daemon{t: t, mnt: mnt, exit: make(chan error, 1)}
 	d.cmd = exec.Command(bins.ipcfs, append(args, mnt)...)
+	// If the test binary dies, its daemons stop (and unmount) too.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

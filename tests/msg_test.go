@@ -459,7 +459,12 @@ func waitTimeout(cmd *exec.Cmd) error {
 		return err
 	case <-time.After(hangTimeout):
 		cmd.Process.Kill()
-		<-done
+		// A client stuck in a request the daemon never answers cannot die
+		// until the daemon does: do not wait for it forever.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
 		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
 	}
 }
