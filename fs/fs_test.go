@@ -181,21 +181,6 @@ func TestDropWindowCountsUnread(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/ipc`:           "/tmp/ipc",
-		`/tmp/with\040space`: "/tmp/with space",
-		`/a\011tab\012nl`:    "/a\ttab\nnl",
-		`/back\134slash`:     `/back\slash`,
-		`/trailing\04`:       `/trailing\04`,
-		`/not\999octal`:      `/not\999octal`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestWindowHelper(t *testing.T) {
 	data := []byte("hello world")
 	for _, tc := range []struct {

@@ -1,18 +1,18 @@
 package fs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"bazil.org/fuse"
+
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
 
 // Mount mounts a new ipcfs at cfg.Mountpoint, creating the directory if
@@ -70,50 +70,12 @@ func (s *Server) prepareMountpoint() error {
 	case err != nil:
 		return fmt.Errorf("mount: %w", err)
 	}
-	if mounted, err := isMountPoint(mnt); err != nil {
+	if _, mounted, err := mountinfo.Find(mnt); err != nil {
 		return fmt.Errorf("mount: %w", err)
 	} else if mounted {
 		return fmt.Errorf("mount: %s is already a mount point (another ipcfs?)", mnt)
 	}
 	return nil
-}
-
-// isMountPoint reports whether path is the mount point of a mount in this
-// process's namespace.
-func isMountPoint(path string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == path {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMountinfo undoes the octal escapes (\040 for a space) of
-// /proc/self/mountinfo.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // Shutdown answers every waiting request (readers get end of file, writers

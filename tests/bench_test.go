@@ -1,0 +1,416 @@
+package tests
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The Go benchmarks of msg through a real mount, for benchstat:
+//
+//	go test -run '^$' -bench . -count 10 ./tests | tee new.txt
+//
+// Each runs its clients as `ipcfs bench client …` processes (raw blocking
+// read(2)/write(2), see package bench) against a daemon of its own, and
+// times only their loops: the client waits for a go byte before its first
+// timed message. After the msg run it runs the same number of messages
+// through a pipe, untimed, and reports the ratio:
+//
+//	x-pipe-time  round trip: msg's time / the pipe's (lower is better)
+//	x-pipe-rate  one-way: msg's rate / the pipe's (higher is better)
+
+var benchSizes = []int{64, 4 << 10, 64 << 10}
+
+func BenchmarkMsg(b *testing.B) {
+	mnt := benchMount(b)
+	for _, size := range benchSizes {
+		b.Run("roundtrip/"+sizeName(size), func(b *testing.B) { benchRoundTrip(b, mnt, size) })
+	}
+	for _, size := range benchSizes {
+		b.Run("oneway/"+sizeName(size), func(b *testing.B) { benchOneWay(b, mnt, size) })
+	}
+}
+
+func sizeName(n int) string {
+	if n >= 1024 && n%1024 == 0 {
+		return fmt.Sprintf("%dKiB", n/1024)
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// benchRoundTrip times b.N ping-pongs of size-byte messages between two
+// processes over two channels.
+func benchRoundTrip(b *testing.B, mnt string, size int) {
+	b.SetBytes(2 * int64(size)) // a message each way
+	x, y := benchChannel(b, mnt), benchChannel(b, mnt)
+	common := []string{"-size", strconv.Itoa(size)}
+	startBenchClient(b, nil, false, "pong", append(common, "-in", x+"/msg", "-out", y+"/msg")...)
+	ping := startBenchClient(b, nil, true, "ping", append(common, "-count", strconv.Itoa(b.N),
+		"-out", x+"/msg", "-in", y+"/msg", "-hangup", x+"/ctl")...)
+	msg := ping.timed(b)
+
+	// The same through two pipes, untimed.
+	b.StopTimer()
+	xr, xw := benchPipe(b)
+	yr, yw := benchPipe(b)
+	startBenchClient(b, []*os.File{yw, xr}, false, "pong", common...)
+	pipe := startBenchClient(b, []*os.File{xw, yr}, false, "ping", append(common, "-count", strconv.Itoa(b.N))...)
+	closeAll(xr, xw, yr, yw)
+	if p := pipe.result(b); p.ElapsedNs > 0 && msg.ElapsedNs > 0 {
+		b.ReportMetric(float64(msg.ElapsedNs)/float64(p.ElapsedNs), "x-pipe-time")
+	}
+}
+
+// benchOneWay times b.N size-byte messages from one process to another.
+func benchOneWay(b *testing.B, mnt string, size int) {
+	b.SetBytes(int64(size))
+	x := benchChannel(b, mnt)
+	common := []string{"-size", strconv.Itoa(size), "-count", strconv.Itoa(b.N)}
+	recv := startBenchClient(b, nil, false, "recv", append(common, "-in", x+"/msg")...)
+	send := startBenchClient(b, nil, true, "send", append(common, "-out", x+"/msg")...)
+	send.gateOpen(b)
+	msg := recv.result(b) // the last message has arrived
+	b.StopTimer()
+	send.result(b)
+
+	r, w := benchPipe(b)
+	precv := startBenchClient(b, []*os.File{nil, r}, false, "recv", common...)
+	startBenchClient(b, []*os.File{w}, false, "send", common...)
+	closeAll(r, w)
+	// recv times its first message to its last: b.N-1 intervals for both.
+	if p := precv.result(b); p.ElapsedNs > 0 && msg.ElapsedNs > 0 {
+		b.ReportMetric(float64(p.ElapsedNs)/float64(msg.ElapsedNs), "x-pipe-rate")
+	}
+}
+
+// benchMount starts a daemon for the benchmarks of b (and its
+// sub-benchmarks) and returns its mountpoint. It stops the daemon when b
+// ends. (mount in harness_test.go takes a *testing.T.)
+func benchMount(b *testing.B) string {
+	b.Helper()
+	if bins.skip != "" {
+		b.Skip(bins.skip)
+	}
+	if raceEnabled {
+		b.Log("the daemon is built with -race: these numbers are not the release build's")
+	}
+	mnt := filepath.Join(b.TempDir(), "ipc")
+	cmd := exec.Command(bins.ipcfs, "mount", "--log-format", "json", mnt)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("starting ipcfs: %v", err)
+	}
+	var mu sync.Mutex
+	var log strings.Builder
+	ready, exited := make(chan struct{}), make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		mounted := false
+		for sc.Scan() {
+			mu.Lock()
+			log.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if !mounted && strings.Contains(sc.Text(), `"msg":"mounted"`) {
+				mounted = true
+				close(ready)
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	logText := func() string { mu.Lock(); defer mu.Unlock(); return log.String() }
+	select {
+	case <-ready:
+	case err := <-exited:
+		b.Fatalf("ipcfs exited before mounting: %v\n%s", err, logText())
+	case <-time.After(hangTimeout):
+		cmd.Process.Kill()
+		b.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, logText())
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				b.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, logText())
+			}
+		case <-time.After(hangTimeout):
+			cmd.Process.Kill()
+			b.Errorf("ipcfs did not exit within %v of SIGTERM\n%s", hangTimeout, logText())
+		}
+		exec.Command("fusermount3", "-u", "-z", mnt).Run()
+	})
+	return mnt
+}
+
+var benchSeq struct {
+	sync.Mutex
+	n int
+}
+
+// benchChannel makes a fresh channel, removed when b ends.
+func benchChannel(b *testing.B, mnt string) string {
+	benchSeq.Lock()
+	benchSeq.n++
+	p := filepath.Join(mnt, fmt.Sprintf("b%d", benchSeq.n))
+	benchSeq.Unlock()
+	if err := os.Mkdir(p, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.Remove(p) })
+	return p
+}
+
+// benchPipe returns a blocking pipe.
+func benchPipe(b *testing.B) (r, w *os.File) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		b.Fatal(err)
+	}
+	return os.NewFile(uintptr(p[0]), "pipe-r"), os.NewFile(uintptr(p[1]), "pipe-w")
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
+// benchClient is a running `ipcfs bench client` process.
+type benchClient struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	stdout *bufio.Reader
+	stderr strings.Builder
+	gated  bool
+}
+
+// benchResult is the part of a client's JSON result the benchmarks use.
+type benchResult struct {
+	Count     int64 `json:"count"`
+	ElapsedNs int64 `json:"elapsed_ns"`
+}
+
+// startBenchClient starts `ipcfs bench client ROLE ARGS…` with extra as
+// fds 3, 4…; a gated client waits for gateOpen before its timed loop. The
+// client is killed if it is still running when b ends.
+func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, args ...string) *benchClient {
+	b.Helper()
+	if gated {
+		args = append(args, "-gate")
+	}
+	c := &benchClient{gated: gated}
+	c.cmd = exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
+	c.cmd.ExtraFiles = extra
+	c.cmd.Stderr = &c.stderr
+	var err error
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	out, err := c.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.stdout = bufio.NewReader(out)
+	if err := c.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if c.cmd.ProcessState == nil {
+			c.cmd.Process.Kill()
+			c.cmd.Wait()
+		}
+	})
+	return c
+}
+
+// line reads the client's next line of output, failing b on a hang.
+func (c *benchClient) line(b *testing.B) string {
+	b.Helper()
+	type result struct {
+		s   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := c.stdout.ReadString('\n')
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			c.cmd.Wait()
+			b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], r.err, c.stderr.String())
+		}
+		return r.s
+	case <-time.After(hangTimeout):
+		c.cmd.Process.Kill()
+		b.Fatalf("bench client %q hung", c.cmd.Args[2:])
+		return ""
+	}
+}
+
+// gateOpen waits until the gated client is ready, starts b's timer and
+// lets the client go.
+func (c *benchClient) gateOpen(b *testing.B) {
+	b.Helper()
+	if l := c.line(b); l != "ready\n" {
+		b.Fatalf("bench client said %q, want ready", l)
+	}
+	b.ResetTimer()
+	b.StartTimer()
+	if _, err := c.stdin.Write([]byte("g")); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// timed opens the gate, waits for the result and stops b's timer.
+func (c *benchClient) timed(b *testing.B) benchResult {
+	b.Helper()
+	c.gateOpen(b)
+	r := c.result(b)
+	b.StopTimer()
+	return r
+}
+
+// result waits for the client's result and for it to exit.
+func (c *benchClient) result(b *testing.B) benchResult {
+	b.Helper()
+	var r benchResult
+	if err := json.Unmarshal([]byte(c.line(b)), &r); err != nil {
+		b.Fatalf("bench client %q: %v", c.cmd.Args[2:], err)
+	}
+	c.stdin.Close()
+	if err := c.cmd.Wait(); err != nil {
+		b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], err, c.stderr.String())
+	}
+	return r
+}
+
+// TestBenchCommand runs a short `ipcfs bench --json` and checks that it
+// reports every transport and leaves no mount or temporary file behind.
+func TestBenchCommand(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ipcfs bench: %v\n%s", err, stderr.String())
+	}
+	var rep struct {
+		RoundTrip []struct {
+			Transport string  `json:"transport"`
+			Size      int     `json:"size"`
+			MedianNs  float64 `json:"median_ns"`
+			Ratio     float64 `json:"ratio_to_pipe"`
+		} `json:"round_trip"`
+		Throughput []struct {
+			Transport  string  `json:"transport"`
+			MsgsPerSec float64 `json:"msgs_per_s"`
+		} `json:"throughput"`
+		Shm struct {
+			Setup        struct{ Ratio float64 } `json:"setup_ns"`
+			Amortization []struct {
+				Messages int64 `json:"break_even_messages"`
+			} `json:"amortization"`
+		} `json:"shm"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("ipcfs bench --json printed something else: %v\n%s", err, out)
+	}
+	if len(rep.RoundTrip) != 6 || len(rep.Throughput) != 6 || len(rep.Shm.Amortization) != 2 {
+		t.Errorf("want 6 round trips, 6 rates, 2 amortization points; got\n%s", out)
+	}
+	for _, l := range rep.RoundTrip {
+		if l.MedianNs <= 0 || l.Ratio <= 0 {
+			t.Errorf("round trip %s %d: median %v, ratio %v", l.Transport, l.Size, l.MedianNs, l.Ratio)
+		}
+	}
+	if rep.Shm.Setup.Ratio <= 0 {
+		t.Errorf("no shm setup ratio:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "ipcfs bench: [") {
+		t.Errorf("no progress line on stderr:\n%s", stderr.String())
+	}
+	checkBenchCleanedUp(t, tmp)
+}
+
+// TestBenchInterrupted interrupts `ipcfs bench` in the middle, as Ctrl-C
+// does, and checks that it cleans up and exits 130.
+func TestBenchInterrupted(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	tmp := t.TempDir()
+	cmd := exec.Command(bins.ipcfs, "bench", "--time", "2s", "--rounds", "1", "--sizes", "64")
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the msg round trip runs: the mount is busy then.
+	sc := bufio.NewScanner(stderr)
+	var log strings.Builder
+	for sc.Scan() {
+		log.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "round trip, msg") {
+			break
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	go io.Copy(&log, stderr)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(hangTimeout):
+		cmd.Process.Kill()
+		t.Fatalf("ipcfs bench did not exit within %v of SIGINT", hangTimeout)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("ipcfs bench exited with %v after SIGINT, want code 130\n%s", err, log.String())
+	}
+	checkBenchCleanedUp(t, tmp)
+}
+
+// checkBenchCleanedUp checks that nothing is mounted under tmp (the
+// TMPDIR `ipcfs bench` ran with) and that it removed its directory there.
+func checkBenchCleanedUp(t *testing.T, tmp string) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], tmp) {
+			t.Errorf("a mount is left: %s", line)
+			exec.Command("fusermount3", "-u", "-z", f[4]).Run()
+		}
+	}
+	left, _ := filepath.Glob(filepath.Join(tmp, "ipcfs-bench-*"))
+	if len(left) > 0 {
+		t.Errorf("temporary directories left: %q", left)
+	}
+}
