@@ -195,3 +195,28 @@ func TestWindowHelper(t *testing.T) {
 		}
 	}
 }
+
+func TestBufClasses(t *testing.T) {
+	for _, tc := range []struct{ n, class int }{
+		{0, 0}, {1, 0}, {64, 0}, {65, 1}, {128, 1}, {129, 2},
+		{4096, 6}, {65536, 10}, {126976, 11}, {131072, 11}, {131073, -1},
+	} {
+		if got := bufClass(tc.n); got != tc.class {
+			t.Errorf("bufClass(%d) = %d, want %d", tc.n, got, tc.class)
+		}
+	}
+	for _, n := range []int{1, 63, 64, 100, 4096, 131072, 200000} {
+		b := getBuf(n)
+		if len(b) != n {
+			t.Fatalf("getBuf(%d) has length %d", n, len(b))
+		}
+		if n <= 131072 && cap(b)&(cap(b)-1) != 0 {
+			t.Errorf("getBuf(%d) has capacity %d, not a size class", n, cap(b))
+		}
+		putBuf(b)
+	}
+	putBuf(make([]byte, 10)) // not from the pool: ignored
+	if b := getBuf(10); cap(b) != 64 {
+		t.Errorf("a foreign buffer got into the pool: cap %d", cap(b))
+	}
+}

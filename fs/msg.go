@@ -1,7 +1,6 @@
 package fs
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -22,16 +21,20 @@ type msgHandle struct {
 	reads, writes bool // open for reading, for writing
 	watch         *channels.Watch
 
-	mu       sync.Mutex // guards the fields below
-	win      []byte     // the current message; nil before the first
-	winStart int64      // its file offset
-	winSeen  int        // how many of its bytes reads have returned (high-water mark)
-	wakeup   fuse.PollWakeup
-	polled   bool // wakeup is set
+	// mu guards the window. It is held while a READ is answered from the
+	// window, because the window's buffer is recycled when it is dropped.
+	mu       sync.Mutex
+	win      []byte // the current message (a getBuf buffer); nil before the first
+	winStart int64  // its file offset
+	winSeen  int    // how many of its bytes reads have returned (high-water mark)
+
+	pollMu sync.Mutex // guards wakeup and polled
+	wakeup fuse.PollWakeup
+	polled bool // wakeup is set
 }
 
 var (
-	_ parkingReader = (*msgHandle)(nil)
+	_ requestReader = (*msgHandle)(nil)
 	_ parkingWriter = (*msgHandle)(nil)
 	_ poller        = (*msgHandle)(nil)
 )
@@ -46,8 +49,8 @@ func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
 func (h *msgHandle) read(req *fuse.ReadRequest) error {
 	h.mu.Lock()
 	if data, ok := h.fromWindow(req.Offset, req.Size); ok {
-		h.mu.Unlock()
 		req.Respond(&fuse.ReadResponse{Data: data})
+		h.mu.Unlock()
 		return nil
 	}
 	truncated := h.dropWindow()
@@ -84,13 +87,13 @@ func (h *msgHandle) deliver(req *fuse.ReadRequest, msg []byte, err error) {
 		truncated := h.dropWindow() // only if two reads of this handle waited at once
 		h.win, h.winStart = msg, req.Offset
 		data, _ := h.fromWindow(req.Offset, req.Size)
+		// The window is in place before the answer: a continuation READ of
+		// the same read(2) finds it.
+		req.Respond(&fuse.ReadResponse{Data: data})
 		h.mu.Unlock()
 		if truncated {
 			h.c.queue.CountTruncated()
 		}
-		// The window is in place before the answer: a continuation READ of
-		// the same read(2) finds it.
-		req.Respond(&fuse.ReadResponse{Data: data})
 	}
 }
 
@@ -120,10 +123,13 @@ func (h *msgHandle) fromWindow(off int64, size int) ([]byte, bool) {
 // hence one message: 124 KiB.
 const maxUnsplitRead = 31 * 4096
 
-// dropWindow ends the current message and reports whether some of it was
-// never read. Requires h.mu.
+// dropWindow ends the current message, recycling its buffer, and reports
+// whether some of it was never read. Requires h.mu.
 func (h *msgHandle) dropWindow() (truncated bool) {
 	truncated = h.win != nil && h.winSeen < len(h.win)
+	if h.win != nil {
+		putBuf(h.win)
+	}
 	h.win, h.winSeen = nil, 0
 	return truncated
 }
@@ -148,8 +154,10 @@ func (p *pendingRead) interrupt() {
 }
 
 func (h *msgHandle) write(req *fuse.WriteRequest) error {
-	// The request's buffer is reused once it is answered: the channel gets a copy.
-	msg := bytes.Clone(req.Data)
+	// The request's buffer is reused once it is answered: the channel gets
+	// a copy, recycled when a reader's window moves past it.
+	msg := getBuf(len(req.Data))
+	copy(msg, req.Data)
 	// Most writes find room, or a waiting reader: no waiter needed.
 	err := h.c.queue.TrySend(msg)
 	if err == nil {
@@ -203,11 +211,13 @@ func (h *msgHandle) poll(req *fuse.PollRequest) fuse.PollEvents {
 		interest |= channels.Writable
 	}
 	var watch *channels.Watch
-	h.mu.Lock()
 	if wakeup, ok := req.Wakeup(); ok {
+		h.pollMu.Lock()
 		h.wakeup, h.polled = wakeup, true
+		h.pollMu.Unlock()
 		watch = h.watch
 	}
+	h.mu.Lock()
 	unread := h.win != nil && h.winSeen < len(h.win)
 	h.mu.Unlock()
 
@@ -227,9 +237,9 @@ func (h *msgHandle) poll(req *fuse.PollRequest) fuse.PollEvents {
 
 // wake tells the kernel that readiness may have changed.
 func (h *msgHandle) wake() {
-	h.mu.Lock()
+	h.pollMu.Lock()
 	wakeup, ok := h.wakeup, h.polled
-	h.mu.Unlock()
+	h.pollMu.Unlock()
 	if !ok {
 		return
 	}

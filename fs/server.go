@@ -199,9 +199,9 @@ type reader interface {
 	readAt(off int64, size int) ([]byte, error)
 }
 
-// parkingReader is a handle whose reads may wait: it answers req itself,
-// now or later, unless it returns an error.
-type parkingReader interface {
+// requestReader is a handle that answers READ requests itself — now, or
+// later if they must wait — unless it returns an error.
+type requestReader interface {
 	read(req *fuse.ReadRequest) error
 }
 
@@ -255,7 +255,7 @@ func (s *Server) read(r *fuse.ReadRequest) error {
 		return err
 	}
 	switch h := h.(type) {
-	case parkingReader:
+	case requestReader:
 		return h.read(r)
 	case reader:
 		data, err := h.readAt(r.Offset, r.Size)

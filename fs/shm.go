@@ -2,6 +2,8 @@ package fs
 
 import (
 	"fmt"
+
+	"bazil.org/fuse"
 )
 
 // shmHandle is an open shm file. The kernel's page cache is what processes
@@ -14,17 +16,20 @@ type shmHandle struct {
 }
 
 var (
-	_ reader = (*shmHandle)(nil)
-	_ writer = (*shmHandle)(nil)
+	_ requestReader = (*shmHandle)(nil)
+	_ writer        = (*shmHandle)(nil)
 )
 
-func (h *shmHandle) readAt(off int64, size int) ([]byte, error) {
-	buf := make([]byte, size)
-	n, err := h.c.shm.ReadAt(buf, off)
+// read serves a page-in (or a read(2)) from the region.
+func (h *shmHandle) read(req *fuse.ReadRequest) error {
+	buf := getBuf(req.Size)
+	defer putBuf(buf) // Respond has copied it
+	n, err := h.c.shm.ReadAt(buf, req.Offset)
 	if err != nil {
-		return nil, fmt.Errorf("read shm of channel %q: %w", h.s.nameOf(h.c), err)
+		return fmt.Errorf("read shm of channel %q: %w", h.s.nameOf(h.c), err)
 	}
-	return buf[:n], nil
+	req.Respond(&fuse.ReadResponse{Data: buf[:n]})
+	return nil
 }
 
 func (h *shmHandle) writeAt(data []byte, off int64) (int, error) {
