@@ -49,7 +49,34 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	s.conn = conn
+	if !cfg.StrictDirtyLimit {
+		s.liftDirtyLimit()
+	}
 	return s, nil
+}
+
+// liftDirtyLimit lets the mount's dirty pages (stores into mapped shm
+// regions waiting to be written back) grow like a disk filesystem's,
+// instead of the 1% share the kernel gives a FUSE mount by default, which
+// throttles stores into a region of more than ~50 MB to a trickle. It
+// needs root; without it the kernel's limit stays, with a debug line.
+func (s *Server) liftDirtyLimit() {
+	m, ok, err := mountinfo.Find(s.cfg.Mountpoint)
+	if err != nil || !ok {
+		s.log.Debug("dirty-page limit left as is: mount not found", "err", err)
+		return
+	}
+	dir := filepath.Join("/sys/class/bdi", m.Device)
+	for _, knob := range []struct{ name, value string }{
+		{"strict_limit", "0"},
+		{"max_ratio", "100"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, knob.name), []byte(knob.value), 0); err != nil {
+			s.log.Debug("dirty-page limit left as is", "knob", knob.name, "err", err)
+			return
+		}
+	}
+	s.log.Debug("dirty-page limit lifted", "bdi", m.Device)
 }
 
 // prepareMountpoint creates the mountpoint or clears a dead mount on it.

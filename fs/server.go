@@ -25,7 +25,10 @@ type Config struct {
 	AllowOther bool            // other users may enter; the mode bits decide
 	Limits     channels.Limits // each new channel's queue capacity
 	ShmMax     int64           // largest shared region of one channel
-	Logger     *slog.Logger    // nil: discard
+	// StrictDirtyLimit keeps the kernel's small dirty-page limit for FUSE
+	// mounts; by default (as root) it is lifted, see Mount.
+	StrictDirtyLimit bool
+	Logger           *slog.Logger // nil: discard
 }
 
 // Server serves one mount.

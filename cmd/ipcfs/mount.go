@@ -28,6 +28,7 @@ func mountCmd(args []string) int {
 	flags.Var(queueBytes, "queue-bytes", "capacity of one channel's message queue, in bytes (K, M, G suffixes)")
 	flags.Var(queueMsgs, "queue-msgs", "capacity of one channel's message queue, in messages")
 	flags.Var(shmMax, "shm-max", "largest shared region of one channel (K, M, G suffixes)")
+	strictDirty := flags.Bool("strict-dirty-limit", false, "keep the kernel's 1% dirty-page share for FUSE mounts (by default, as root, ipcfs lifts it so stores into large shm regions run at memory speed)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
 	logOpts := addLogFlags(flags)
 	mountpoint, err := parseWithOperand(flags, args)
@@ -42,11 +43,12 @@ func mountCmd(args []string) int {
 	}
 
 	srv, err := fs.Mount(fs.Config{
-		Mountpoint: mountpoint,
-		AllowOther: *allowOther,
-		Limits:     channels.Limits{MaxBytes: queueBytes.N, MaxMsgs: queueMsgs.N},
-		ShmMax:     shmMax.N,
-		Logger:     log,
+		Mountpoint:       mountpoint,
+		AllowOther:       *allowOther,
+		Limits:           channels.Limits{MaxBytes: queueBytes.N, MaxMsgs: queueMsgs.N},
+		ShmMax:           shmMax.N,
+		StrictDirtyLimit: *strictDirty,
+		Logger:           log,
 	})
 	if err != nil {
 		log.Error("mount failed", "err", err)
