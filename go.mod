@@ -7,3 +7,5 @@ require (
 	github.com/sirupsen/logrus v1.10.2
 	golang.org/x/sys v0.50.0
 )
+
+replace bazil.org/fuse => ./third_party/bazil.org/fuse
