@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"bazil.org/fuse"
+	"golang.org/x/sys/unix"
 
 	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
@@ -79,28 +80,30 @@ func (s *Server) liftDirtyLimit() {
 	s.log.Debug("dirty-page limit lifted", "bdi", m.Device)
 }
 
-// prepareMountpoint creates the mountpoint or clears a dead mount on it.
+// prepareMountpoint creates the mountpoint, or clears a dead FUSE mount
+// left on it by a killed daemon, or refuses a live mount point.
 func (s *Server) prepareMountpoint() error {
 	mnt := s.cfg.Mountpoint
-	_, err := os.Stat(mnt)
-	switch {
-	case errors.Is(err, syscall.ENOTCONN):
-		s.log.Warn("clearing a dead FUSE mount (transport endpoint is not connected)", "mountpoint", mnt)
+	m, mounted, err := mountinfo.Find(mnt)
+	if err != nil {
+		return fmt.Errorf("mount: %w", err)
+	}
+	if mounted {
+		// statfs always reaches the daemon (stat may be answered from the
+		// kernel's attribute cache, even for a daemon killed just now).
+		var st unix.Statfs_t
+		err := unix.Statfs(mnt, &st)
+		dead := errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
+		if !dead || !strings.HasPrefix(m.FSType, "fuse") {
+			return fmt.Errorf("mount: %s is already a mount point (%s; another ipcfs?)", mnt, m.FSType)
+		}
+		s.log.Warn("clearing a dead FUSE mount (transport endpoint is not connected)", "mountpoint", mnt, "fstype", m.FSType)
 		if out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); err != nil {
 			return fmt.Errorf("mount: clearing the dead mount at %s: %v: %s", mnt, err, strings.TrimSpace(string(out)))
 		}
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.MkdirAll(mnt, 0o755); err != nil {
-			return fmt.Errorf("mount: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("mount: %w", err)
 	}
-	if _, mounted, err := mountinfo.Find(mnt); err != nil {
+	if err := os.MkdirAll(mnt, 0o755); err != nil {
 		return fmt.Errorf("mount: %w", err)
-	} else if mounted {
-		return fmt.Errorf("mount: %s is already a mount point (another ipcfs?)", mnt)
 	}
 	return nil
 }

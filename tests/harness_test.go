@@ -45,6 +45,8 @@ func setup(m *testing.M) (int, error) {
 	}
 	defer os.RemoveAll(dir)
 	bins.dir = dir
+	// Race-built clients and daemons otherwise sleep a second at exit.
+	os.Setenv("GORACE", strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		bins.skip = "no /dev/fuse on this machine: mounted tests need FUSE (CI has it)"
 	} else if _, err := exec.LookPath("fusermount3"); err != nil {
@@ -138,9 +140,10 @@ type daemon struct {
 	mnt string
 	cmd *exec.Cmd
 
-	mu   sync.Mutex // guards log
-	log  bytes.Buffer
-	exit chan error // receives Wait's result once
+	mu     sync.Mutex // guards log
+	log    bytes.Buffer
+	exit   chan error // receives Wait's result once
+	exited bool       // signal has collected the exit
 }
 
 // mount starts a daemon on a fresh mountpoint with the given extra flags
@@ -234,11 +237,13 @@ func (d *daemon) waitLog(match func(map[string]any) bool) map[string]any {
 }
 
 // signal sends sig and waits for the daemon to exit, returning its error.
+// Once the daemon has exited it returns nil and sends nothing.
 func (d *daemon) signal(sig syscall.Signal) error {
-	if d.cmd.ProcessState != nil {
+	if d.exited {
 		return nil
 	}
 	d.cmd.Process.Signal(sig)
+	d.exited = true
 	select {
 	case err := <-d.exit:
 		return err
@@ -249,17 +254,16 @@ func (d *daemon) signal(sig syscall.Signal) error {
 	}
 }
 
-// stop ends the daemon with SIGTERM and checks how it went.
+// stop ends the daemon with SIGTERM (unless a test ended it already) and
+// checks how it went.
 func (d *daemon) stop() {
 	t := d.t
-	if d.cmd.ProcessState != nil {
-		return
+	if !d.exited {
+		if err := d.signal(syscall.SIGTERM); err != nil {
+			t.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, d.logText())
+		}
 	}
-	err := d.signal(syscall.SIGTERM)
 	log := d.logText()
-	if err != nil {
-		t.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, log)
-	}
 	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:", "goroutine leak"} {
 		if strings.Contains(log, bad) {
 			t.Errorf("daemon log contains %q:\n%s", bad, log)
@@ -295,6 +299,7 @@ func runErr(name string, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.WaitDelay = 5 * time.Second // a grandchild holding the pipes must not hang Wait
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
@@ -311,6 +316,7 @@ func sh(t *testing.T, env map[string]string, script string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "sh", args...)
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = os.Environ()
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)

@@ -109,6 +109,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // A Conn represents a connection to a mounted FUSE file system.
@@ -1183,6 +1185,30 @@ func (c *Conn) writeToKernel(msg []byte) error {
 	return err
 }
 
+// respondv writes a reply made of a header and data. ipcfs: see
+// ReadRequest.Respond.
+func (c *Conn) respondv(hdr, data []byte) {
+	out := (*outHeader)(unsafe.Pointer(&hdr[0]))
+	out.Len = uint32(len(hdr) + len(data))
+	c.wio.RLock()
+	defer c.wio.RUnlock()
+	nn, err := unix.Writev(c.fd(), [][]byte{hdr, data})
+	if err == nil && nn != int(out.Len) {
+		Debug(bugShortKernelWrite{
+			Written: int64(nn),
+			Length:  int64(out.Len),
+			Error:   errorString(err),
+			Stack:   stack(),
+		})
+	}
+	if err != nil {
+		Debug(bugKernelWriteError{
+			Error: errorString(err),
+			Stack: stack(),
+		})
+	}
+}
+
 func (c *Conn) respond(msg []byte) {
 	if err := c.writeToKernel(msg); err != nil {
 		Debug(bugKernelWriteError{
@@ -1599,6 +1625,11 @@ func (a *Attr) attr(out *attr, proto Protocol) {
 	if a.Mode&os.ModeSetgid != 0 {
 		out.Mode |= syscall.S_ISGID
 	}
+	// ipcfs: pass the sticky bit on too, so that the kernel's sticky
+	// directory check (only the owner may remove or rename) applies.
+	if a.Mode&os.ModeSticky != 0 {
+		out.Mode |= syscall.S_ISVTX
+	}
 	out.Nlink = a.Nlink
 	out.Uid = a.Uid
 	out.Gid = a.Gid
@@ -1972,11 +2003,16 @@ func (r *ReadRequest) String() string {
 	return fmt.Sprintf("Read [%s] %v %d @%#x dir=%v fl=%v owner=%v ffl=%v", &r.Header, r.Handle, r.Size, r.Offset, r.Dir, r.Flags, r.LockOwner, r.FileFlags)
 }
 
-// Respond replies to the request with the given response.
+// Respond replies to the request with the given response. The data is
+// written to the kernel before Respond returns; the caller may reuse it then.
 func (r *ReadRequest) Respond(resp *ReadResponse) {
-	buf := newBuffer(uintptr(len(resp.Data)))
-	buf = append(buf, resp.Data...)
-	r.respond(buf)
+	// ipcfs: write the header and the data with one writev(2) instead of
+	// copying the data (up to 128 KiB) into a new buffer for every read.
+	hdr := newBuffer(0)
+	out := (*outHeader)(unsafe.Pointer(&hdr[0]))
+	out.Unique = uint64(r.ID)
+	r.Conn.respondv(hdr, resp.Data)
+	putMessage(r.msg)
 }
 
 // A ReadResponse is the response to a ReadRequest.
