@@ -33,14 +33,7 @@ var badInputTests = map[string]func(t *testing.T, d *daemon){
 
 const shmMax = 1 << 20
 
-func TestBadInput(t *testing.T) {
-	for name, test := range badInputTests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, mount(t, "--shm-max", "1M"))
-		})
-	}
-}
+func TestBadInput(t *testing.T) { runMounted(t, badInputTests, "--shm-max", "1M") }
 
 // statusKeys are the keys the spec says status has at least.
 var statusKeys = []string{"messages", "bytes", "readers", "writers", "blocked_readers",

@@ -25,14 +25,7 @@ var faultTests = map[string]func(t *testing.T, d *daemon){
 	"SIGKILLed daemon: errors, then a remount":   testDaemonSIGKILL,
 }
 
-func TestFaults(t *testing.T) {
-	for name, test := range faultTests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, mount(t))
-		})
-	}
-}
+func TestFaults(t *testing.T) { runMounted(t, faultTests) }
 
 func testKilledReader(t *testing.T, d *daemon) {
 	ch := d.channel("k")

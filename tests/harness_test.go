@@ -273,6 +273,36 @@ func (d *daemon) stop() {
 	exec.Command("fusermount3", "-u", "-z", d.mnt).Run()
 }
 
+// runMounted runs each test of a conformance map as a parallel subtest
+// with a daemon of its own, mounted with flags.
+func runMounted(t *testing.T, tests map[string]func(t *testing.T, d *daemon), flags ...string) {
+	for name, test := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, mount(t, flags...))
+		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe to write from a command's output
+// copier while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
 // channel makes a new channel on the daemon's mount and returns its path.
 func (d *daemon) channel(name string) string {
 	d.t.Helper()

@@ -31,14 +31,7 @@ var msgTests = map[string]func(t *testing.T, d *daemon){
 	"many writers and readers, each message once": testConcurrency,
 }
 
-func TestMsg(t *testing.T) {
-	for name, test := range msgTests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, mount(t))
-		})
-	}
-}
+func TestMsg(t *testing.T) { runMounted(t, msgTests) }
 
 func testEchoCat(t *testing.T, d *daemon) {
 	ch := d.channel("foo")

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,14 +39,7 @@ var pythonTests = map[string]func(t *testing.T, d *daemon){
 	"hangup and reopen":                      testPyHangup,
 }
 
-func TestPython(t *testing.T) {
-	for name, test := range pythonTests {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			test(t, mount(t))
-		})
-	}
-}
+func TestPython(t *testing.T) { runMounted(t, pythonTests) }
 
 // A message is one write; each read returns exactly one, NULs and all.
 func testPyBoundaries(t *testing.T, d *daemon) {
@@ -665,25 +657,7 @@ type pyClient struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	lines  chan []byte
-	stderr pyBuffer
-}
-
-// pyBuffer collects a client's stderr; it may be read while written.
-type pyBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (b *pyBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *pyBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	stderr lockedBuffer
 }
 
 // startPy starts a Python client; it is stopped when the test ends.

@@ -2,7 +2,6 @@ package tests
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -640,7 +639,7 @@ type shmPeer struct {
 	in     io.WriteCloser
 	out    chan string // answers; closed at end of output
 	exited chan error  // receives Wait's result once
-	stderr shmBuffer
+	stderr lockedBuffer
 
 	done    bool // exited (and waited for)
 	waitErr error
@@ -767,24 +766,6 @@ func (p *shmPeer) exitReport() string {
 		how = err.Error()
 	}
 	return fmt.Sprintf("%s; stderr:\n%s", how, p.stderr.String())
-}
-
-// shmBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type shmBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *shmBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *shmBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // wantShmSize checks a channel's shm size as stat, ls -l and status show it.
