@@ -66,13 +66,9 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 		h.deliver(req, msg, err)
 		return nil
 	}
-	p := &pendingRead{h: h, req: req}
-	p.w = h.c.queue.NewWaiter(p.done)
-	if !h.s.pending.add(req.ID, p) {
-		return errInterrupted
-	}
-	h.c.queue.Receive(p.w, false)
-	return nil
+	return h.park(req,
+		func(w *channels.Waiter) { h.c.queue.Receive(w, false) },
+		func(msg []byte, err error) { h.deliver(req, msg, err) })
 }
 
 // deliver answers a READ that took msg (or err) from the channel.
@@ -134,25 +130,6 @@ func (h *msgHandle) dropWindow() (truncated bool) {
 	return truncated
 }
 
-// pendingRead is a READ that takes a message from the channel, now or
-// when one comes.
-type pendingRead struct {
-	h   *msgHandle
-	req *fuse.ReadRequest
-	w   *channels.Waiter
-}
-
-func (p *pendingRead) done(msg []byte, err error) {
-	p.h.s.pending.remove(p.req.ID)
-	p.h.deliver(p.req, msg, err)
-}
-
-func (p *pendingRead) interrupt() {
-	if p.w.Cancel() {
-		p.req.RespondError(fuse.EINTR)
-	}
-}
-
 func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	// The request's buffer is reused once it is answered: the channel gets
 	// a copy, recycled when a reader's window moves past it.
@@ -160,40 +137,55 @@ func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	copy(msg, req.Data)
 	// Most writes find room, or a waiting reader: no waiter needed.
 	err := h.c.queue.TrySend(msg)
-	if err == nil {
-		req.Respond(&fuse.WriteResponse{Size: len(req.Data)})
-		return nil
+	if err == channels.ErrWouldBlock && req.FileFlags&fuse.OpenNonblock == 0 {
+		return h.park(req,
+			func(w *channels.Waiter) { h.c.queue.Send(w, msg, false) },
+			func(_ []byte, err error) { h.sent(req, err) })
 	}
-	if err != channels.ErrWouldBlock || req.FileFlags&fuse.OpenNonblock != 0 {
-		return err
+	if err != nil {
+		putBuf(msg)
 	}
-	p := &pendingWrite{h: h, req: req}
-	p.w = h.c.queue.NewWaiter(p.done)
-	if !h.s.pending.add(req.ID, p) {
-		return errInterrupted
-	}
-	h.c.queue.Send(p.w, msg, false)
+	h.sent(req, err)
 	return nil
 }
 
-// pendingWrite is a WRITE that puts a message in the channel, now or when
-// there is room.
-type pendingWrite struct {
-	h   *msgHandle
-	req *fuse.WriteRequest
-	w   *channels.Waiter
-}
-
-func (p *pendingWrite) done(_ []byte, err error) {
-	p.h.s.pending.remove(p.req.ID)
+// sent answers a WRITE whose message was sent, or not, with err.
+func (h *msgHandle) sent(req *fuse.WriteRequest, err error) {
 	if err != nil {
-		p.h.s.fail(p.req, err)
+		h.s.fail(req, err)
 		return
 	}
-	p.req.Respond(&fuse.WriteResponse{Size: len(p.req.Data)})
+	req.Respond(&fuse.WriteResponse{Size: len(req.Data)})
 }
 
-func (p *pendingWrite) interrupt() {
+// park starts a send or receive that may wait, with a waiter registered
+// for INTERRUPT; finish answers the request when it completes.
+func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish func(msg []byte, err error)) error {
+	p := &parkedRequest{s: h.s, req: req, finish: finish}
+	p.w = h.c.queue.NewWaiter(p.done)
+	if !h.s.pending.add(req.Hdr().ID, p) {
+		return errInterrupted
+	}
+	start(p.w)
+	return nil
+}
+
+// parkedRequest is a READ or WRITE of msg that may wait in its channel.
+type parkedRequest struct {
+	s      *Server
+	req    fuse.Request
+	w      *channels.Waiter
+	finish func(msg []byte, err error)
+}
+
+func (p *parkedRequest) done(msg []byte, err error) {
+	p.s.pending.remove(p.req.Hdr().ID)
+	p.finish(msg, err)
+}
+
+// interrupt withdraws the request from its channel and answers EINTR,
+// unless it has completed already.
+func (p *parkedRequest) interrupt() {
 	if p.w.Cancel() {
 		p.req.RespondError(fuse.EINTR)
 	}
