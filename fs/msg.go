@@ -35,7 +35,7 @@ type msgHandle struct {
 
 var (
 	_ requestReader = (*msgHandle)(nil)
-	_ parkingWriter = (*msgHandle)(nil)
+	_ requestWriter = (*msgHandle)(nil)
 	_ poller        = (*msgHandle)(nil)
 )
 

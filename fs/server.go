@@ -213,9 +213,9 @@ type writer interface {
 	writeAt(data []byte, off int64) (int, error)
 }
 
-// parkingWriter is a handle whose writes may wait: it answers req itself,
+// requestWriter is a handle whose writes may wait: it answers req itself,
 // now or later, unless it returns an error.
-type parkingWriter interface {
+type requestWriter interface {
 	write(req *fuse.WriteRequest) error
 }
 
@@ -277,7 +277,7 @@ func (s *Server) write(r *fuse.WriteRequest) error {
 		return err
 	}
 	switch h := h.(type) {
-	case parkingWriter:
+	case requestWriter:
 		return h.write(r)
 	case writer:
 		n, err := h.writeAt(r.Data, r.Offset)
