@@ -1,14 +1,26 @@
 #!/bin/sh
 # setup.sh: install what ipcfs needs to build, mount and test on a Debian or
-# Ubuntu machine (fuse3 for fusermount3, a C compiler and python3 for the
-# test clients), then build bin/ipcfs. Safe to run again.
+# Ubuntu machine, then build bin/ipcfs. Safe to run again.
 set -eu
 cd "$(dirname "$0")/.."
 
 missing=""
-command -v fusermount3 >/dev/null 2>&1 || missing="$missing fuse3"
-command -v cc >/dev/null 2>&1 || missing="$missing gcc libc6-dev"
-command -v python3 >/dev/null 2>&1 || missing="$missing python3"
+# need COMMAND-OR-FILE PACKAGE...: install PACKAGE... unless the command is
+# on PATH (or, for an absolute path, the file exists).
+need() {
+	what=$1
+	shift
+	case $what in
+	/*) [ -e "$what" ] && return 0 ;;
+	*) command -v "$what" >/dev/null 2>&1 && return 0 ;;
+	esac
+	missing="$missing $*"
+}
+need fusermount3 fuse3                 # bazil mounts through fusermount3
+need cc gcc libc6-dev                  # C test clients
+need python3 python3                   # Python test clients
+# One line per further need; keep them independent of each other.
+
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" -ne 0 ]; then
 		echo "setup: need$missing; run as root (or: sudo apt-get install$missing)" >&2
