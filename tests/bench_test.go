@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -151,7 +152,7 @@ func benchMount(b *testing.B) string {
 			cmd.Process.Kill()
 			b.Errorf("ipcfs did not exit within %v of SIGTERM\n%s", hangTimeout, logText())
 		}
-		exec.Command("fusermount3", "-u", "-z", mnt).Run()
+		runErr("fusermount3", "-u", "-z", mnt)
 	})
 	return mnt
 }
@@ -231,7 +232,7 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 	b.Cleanup(func() {
 		if c.cmd.ProcessState == nil {
 			c.cmd.Process.Kill()
-			c.cmd.Wait()
+			waitTimeout(c.cmd)
 		}
 	})
 	return c
@@ -252,7 +253,7 @@ func (c *benchClient) line(b *testing.B) string {
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			c.cmd.Wait()
+			waitTimeout(c.cmd)
 			b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], r.err, c.stderr.String())
 		}
 		return r.s
@@ -294,7 +295,7 @@ func (c *benchClient) result(b *testing.B) benchResult {
 		b.Fatalf("bench client %q: %v", c.cmd.Args[2:], err)
 	}
 	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
+	if err := waitTimeout(c.cmd); err != nil {
 		b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], err, c.stderr.String())
 	}
 	return r
@@ -307,13 +308,16 @@ func TestBenchCommand(t *testing.T) {
 		t.Skip(bins.skip)
 	}
 	tmp := t.TempDir()
-	cmd := exec.Command(bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ipcfs bench: %v\n%s", err, stderr.String())
+		t.Fatalf("ipcfs bench: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
 	}
 	var rep struct {
 		RoundTrip []struct {
@@ -406,7 +410,7 @@ func checkBenchCleanedUp(t *testing.T, tmp string) {
 	for _, line := range strings.Split(string(mi), "\n") {
 		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], tmp) {
 			t.Errorf("a mount is left: %s", line)
-			exec.Command("fusermount3", "-u", "-z", f[4]).Run()
+			runErr("fusermount3", "-u", "-z", f[4])
 		}
 	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "ipcfs-bench-*"))

@@ -67,7 +67,7 @@ func testTextLog(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer exec.Command("fusermount3", "-u", "-z", mnt).Run()
+	defer runErr("fusermount3", "-u", "-z", mnt)
 	lines := make(chan string, 100)
 	go func() {
 		sc := bufio.NewScanner(stderr)

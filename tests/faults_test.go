@@ -648,7 +648,7 @@ func isMounted(t *testing.T, path string) bool { return mountCount(t, path) > 0 
 // for daemons the test ended itself: stop leaves the mount of a daemon
 // that has already exited, dead or not.
 func unmountAtEnd(t *testing.T, d *daemon) {
-	t.Cleanup(func() { exec.Command("fusermount3", "-u", "-z", d.mnt).Run() })
+	t.Cleanup(func() { runErr("fusermount3", "-u", "-z", d.mnt) })
 }
 
 // logCount counts the daemon's log records for which match is true.

@@ -270,7 +270,7 @@ func (d *daemon) stop() {
 		}
 	}
 	// A dead mount would break the next test on this path.
-	exec.Command("fusermount3", "-u", "-z", d.mnt).Run()
+	runErr("fusermount3", "-u", "-z", d.mnt)
 }
 
 // runMounted runs each test of a conformance map as a parallel subtest
@@ -375,4 +375,25 @@ func readStatus(t *testing.T, ch string) map[string]string {
 		st[k] = v
 	}
 	return st
+}
+
+// waitTimeout waits for a started command, killing it after hangTimeout:
+// every wait on a child in these tests is bounded, so a hang fails the
+// test that hung, with its name, instead of the whole run at -timeout.
+func waitTimeout(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(hangTimeout):
+		cmd.Process.Kill()
+		// A client stuck in a request the daemon never answers cannot die
+		// until the daemon does: do not wait for it forever.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
+	}
 }

@@ -161,7 +161,7 @@ func testCPoll(t *testing.T, d *daemon) {
 	}
 	waitStatus(t, ch, "readers", "1")
 	run(t, bins.msgtool, "write", msg, "wake up")
-	if err := poller.Wait(); err != nil {
+	if err := waitTimeout(poller); err != nil {
 		t.Fatal(err)
 	}
 	if out.String() != "ready\n7:wake up\n" {
@@ -182,7 +182,7 @@ func testGoClient(t *testing.T, d *daemon) {
 	waitStatus(t, ch, "readers", "1")
 	// Messages arrive after the Go reader is waiting in epoll, one by one.
 	run(t, bins.goclient, "seq", msg, "go", "100")
-	if err := reader.Wait(); err != nil {
+	if err := waitTimeout(reader); err != nil {
 		t.Fatalf("go reader: %v", err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -219,7 +219,7 @@ func testReaderOrder(t *testing.T, d *daemon) {
 		run(t, bins.goclient, "write", msg, fmt.Sprintf("m%d", i))
 	}
 	for i, r := range readers {
-		if err := r.Wait(); err != nil {
+		if err := waitTimeout(r); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := outs[i].String(), fmt.Sprintf("2:m%d\n", i); got != want {
@@ -245,7 +245,7 @@ func testBackpressure(t *testing.T, d *daemon) {
 	if out := run(t, bins.goclient, "read", msg, "1"); out != `"aaaa"`+"\n" {
 		t.Errorf("read %q", out)
 	}
-	if err := blocked.Wait(); err != nil {
+	if err := waitTimeout(blocked); err != nil {
 		t.Fatalf("blocked writer: %v", err)
 	}
 	// Now "bbbb" and "c" (5 bytes): 6 more bytes do not fit in 10.
@@ -256,7 +256,7 @@ func testBackpressure(t *testing.T, d *daemon) {
 	}
 	waitStatus(t, ch, "blocked_writers", "1")
 	run(t, bins.goclient, "read", msg, "2")
-	if err := blocked.Wait(); err != nil {
+	if err := waitTimeout(blocked); err != nil {
 		t.Fatalf("blocked writer: %v", err)
 	}
 	// A message larger than queue-bytes goes through an empty queue.
@@ -441,23 +441,4 @@ func waitStatus(t *testing.T, ch, key, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("status never showed %s %s: %v", key, want, st)
-}
-
-// waitTimeout waits for a started command, killing it after hangTimeout.
-func waitTimeout(cmd *exec.Cmd) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		// A client stuck in a request the daemon never answers cannot die
-		// until the daemon does: do not wait for it forever.
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
-	}
 }
