@@ -192,11 +192,8 @@ func closeAll(fs ...*os.File) {
 
 // benchClient is a running `ipcfs bench client` process.
 type benchClient struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr strings.Builder
-	gated  bool
+	*child
+	gated bool
 }
 
 // benchResult is the part of a client's JSON result the benchmarks use.
@@ -213,27 +210,12 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 	if gated {
 		args = append(args, "-gate")
 	}
-	c := &benchClient{gated: gated}
-	c.cmd = exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
-	c.cmd.ExtraFiles = extra
-	c.cmd.Stderr = &c.stderr
-	var err error
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		b.Fatal(err)
-	}
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.stdout = bufio.NewReader(out)
-	if err := c.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	cmd := exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
+	cmd.ExtraFiles = extra
+	c := &benchClient{child: startChild(b, fmt.Sprintf("bench client %q", cmd.Args[2:]), cmd), gated: gated}
 	b.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			waitTimeout(c.cmd)
-		}
+		c.drain()
+		c.killWait()
 	})
 	return c
 }
@@ -241,27 +223,7 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 // line reads the client's next line of output, failing b on a hang.
 func (c *benchClient) line(b *testing.B) string {
 	b.Helper()
-	type result struct {
-		s   string
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := c.stdout.ReadString('\n')
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			waitTimeout(c.cmd)
-			b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], r.err, c.stderr.String())
-		}
-		return r.s
-	case <-time.After(hangTimeout):
-		c.cmd.Process.Kill()
-		b.Fatalf("bench client %q hung", c.cmd.Args[2:])
-		return ""
-	}
+	return c.readLine("line") + "\n"
 }
 
 // gateOpen waits until the gated client is ready, starts b's timer and
@@ -273,7 +235,7 @@ func (c *benchClient) gateOpen(b *testing.B) {
 	}
 	b.ResetTimer()
 	b.StartTimer()
-	if _, err := c.stdin.Write([]byte("g")); err != nil {
+	if _, err := c.in.Write([]byte("g")); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -292,11 +254,10 @@ func (c *benchClient) result(b *testing.B) benchResult {
 	b.Helper()
 	var r benchResult
 	if err := json.Unmarshal([]byte(c.line(b)), &r); err != nil {
-		b.Fatalf("bench client %q: %v", c.cmd.Args[2:], err)
+		b.Fatalf("%s: %v", c.name, err)
 	}
-	c.stdin.Close()
-	if err := waitTimeout(c.cmd); err != nil {
-		b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], err, c.stderr.String())
+	if exited, err := c.endInput(); !exited || err != nil {
+		b.Fatalf("%s: %s", c.name, c.exitReport())
 	}
 	return r
 }

@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -147,12 +145,11 @@ func testWriterBehindWriter(t *testing.T, d *daemon) {
 		t.Logf("as documented, the blocking writer waits in the kernel behind the first (%s)", stuck)
 	}
 	w.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- w.cmd.Wait() }()
 	released := false
 	for exited := false; !exited; {
 		select {
-		case err := <-done:
+		case <-w.done():
+			err := w.err
 			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
 				t.Errorf("writer after SIGINT: %v, want killed by SIGINT", err)
 			}
@@ -413,11 +410,8 @@ func soakclient(t *testing.T) string {
 // system calls it is told, one command a line, and answers each with a
 // line (see tests/soakclient/main.go).
 type prober struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	errs  strings.Builder
+	*child
+	t *testing.T
 }
 
 // startProbe starts a probe; with a prefix (setpriv …) that runs it.
@@ -431,29 +425,9 @@ func startProbe(t *testing.T, prefix ...string) *prober {
 // environment as PROBE, for scripts that end in exec "$PROBE" probe).
 func startProbeCmd(t *testing.T, bin string, argv []string) *prober {
 	t.Helper()
-	p := &prober{t: t, lines: make(chan string, 100)}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = append(os.Environ(), "PROBE="+bin, clientGORACE)
-	p.cmd.Stderr = &p.errs
-	var err error
-	if p.in, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting probe %q: %v", argv, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-	}()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PROBE="+bin, clientGORACE)
+	p := &prober{child: startChild(t, "probe", cmd), t: t}
 	t.Cleanup(p.close)
 	return p
 }
@@ -461,25 +435,13 @@ func startProbeCmd(t *testing.T, bin string, argv []string) *prober {
 // send gives the probe a command without waiting for its answer.
 func (p *prober) send(cmd string) {
 	p.t.Helper()
-	if _, err := io.WriteString(p.in, cmd+"\n"); err != nil {
-		p.t.Fatalf("probe command %q: %v", cmd, err)
-	}
+	p.sendLine(cmd)
 }
 
 // result waits for the answer to the oldest command not yet answered.
 func (p *prober) result() string {
 	p.t.Helper()
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			err := waitTimeout(p.cmd)
-			p.t.Fatalf("probe exited without answering: %v\n%s", err, p.errs.String())
-		}
-		return l
-	case <-time.After(hangTimeout):
-		p.t.Fatalf("probe did not answer within %v (a hang)", hangTimeout)
-	}
-	return ""
+	return p.readLine("answer")
 }
 
 // do runs a command and returns its answer.
@@ -503,59 +465,42 @@ func (p *prober) want(cmd, want string) {
 // the test kills the daemon to free it, and fails.
 func (p *prober) kill(d *daemon) {
 	p.t.Helper()
-	p.cmd.Process.Kill()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "killed") {
-			p.t.Errorf("SIGKILLed probe: %v, want killed", err)
-		}
-	case <-time.After(hangTimeout):
+	exited, err := p.killWait()
+	if !exited {
 		d.cmd.Process.Kill()
 		unmountAtEnd(p.t, d)
-		<-done
+		p.waitExit(hangTimeout)
 		p.t.Fatalf("a SIGKILLed client was still waiting in the daemon after %v: its interrupted request was never answered", hangTimeout)
 	}
-	p.in.Close()
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		p.t.Errorf("SIGKILLed probe: %v, want killed", err)
+	}
 }
 
 // close ends the probe (closing its files) and waits for it. A probe
 // still blocked in a system call is killed; one that cannot even be killed
 // (waiting in a daemon that ignores interrupts) is reported and left.
 func (p *prober) close() {
-	if p.cmd.ProcessState != nil {
+	p.drain()
+	if exited, _ := p.waitExit(0); exited {
 		return
 	}
-	p.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	wait := hangTimeout
 	if p.t.Failed() {
-		wait = 0 // it may be blocked for good; do not wait for it
-	}
-	select {
-	case err := <-done:
-		if err != nil && !p.t.Failed() {
-			p.t.Errorf("probe: %v\n%s", err, p.errs.String())
-		}
-		return
-	case <-time.After(wait):
-	}
-	if p.t.Failed() {
-		p.cmd.Process.Kill()
-		select {
-		case <-done:
-		case <-time.After(hangTimeout):
+		// It may be blocked for good; do not wait for it to end by itself.
+		if exited, _ := p.killWait(); !exited {
 			p.t.Errorf("a probe could not be killed within %v (state D: a request the daemon never answers)", hangTimeout)
 		}
 		return
 	}
-	p.cmd.Process.Kill()
-	select {
-	case <-done:
+	if exited, err := p.endInput(); exited {
+		if err != nil && !p.t.Failed() {
+			p.t.Errorf("probe: %v\n%s", err, p.stderr.String())
+		}
+		return
+	}
+	if exited, _ := p.killWait(); exited {
 		p.t.Errorf("probe still busy %v after its input ended (killed it)", hangTimeout)
-	case <-time.After(hangTimeout):
+	} else {
 		p.t.Errorf("probe still busy %v after its input ended, and SIGKILL did not end it (state D: a request the daemon never answers)", hangTimeout)
 	}
 }
