@@ -397,3 +397,32 @@ func waitTimeout(cmd *exec.Cmd) error {
 		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
 	}
 }
+
+// waitPollSleep waits until a thread of process pid sleeps in poll(2),
+// select(2) or epoll_wait(2) — the daemon has answered its POLL and holds
+// the wakeup — so that what the test does next must wake it rather than
+// find it ready. name names the process in the failure.
+func waitPollSleep(t *testing.T, pid int, name string) {
+	t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	var seen []string
+	for time.Now().Before(deadline) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		seen = seen[:0]
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+			// poll and select sleep in poll_schedule_timeout, epoll_wait in
+			// do_epoll_wait or ep_poll (older kernels: do_sys_poll, do_select).
+			w := string(b)
+			if strings.Contains(w, "poll_schedule_timeout") || strings.Contains(w, "epoll_wait") || strings.HasPrefix(w, "ep_poll") || w == "do_sys_poll" || w == "do_select" {
+				return
+			}
+			seen = append(seen, w)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s never slept in poll, select or epoll_wait (its threads' wchan: %q)", name, seen)
+}

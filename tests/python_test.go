@@ -14,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // pythonTests is the conformance map of the spec's msg section as a Python
@@ -792,22 +791,7 @@ func (r pyReply) String() string {
 // must wake it rather than find it ready.
 func pyWaitPolling(t *testing.T, p *pyClient) {
 	t.Helper()
-	wchan := fmt.Sprintf("/proc/%d/wchan", p.cmd.Process.Pid)
-	deadline := time.Now().Add(hangTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(wchan)
-		if err != nil {
-			t.Fatalf("%s: %v", p.name, err)
-		}
-		// The kernel's poll and select sleep in poll_schedule_timeout
-		// (older kernels: do_sys_poll, do_select).
-		if last = string(b); strings.Contains(last, "poll_schedule_timeout") || last == "do_sys_poll" || last == "do_select" {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("%s never slept in poll or select (%s: %q)", p.name, wchan, last)
+	waitPollSleep(t, p.cmd.Process.Pid, p.name)
 }
 
 // pyShow quotes s, eliding the middle of a long one.
