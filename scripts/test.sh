@@ -1,13 +1,27 @@
 #!/bin/sh
-# test.sh: the whole test suite — unit tests, fuzz seeds, and the
-# integration tests that mount ipcfs for real (they need root or FUSE
-# access; without /dev/fuse they skip, saying so) — with the race detector,
-# then the unit tests again on one CPU to shake out ordering bugs.
+# test.sh: the gates (gofmt, go vet, staticcheck, a tidy go.mod), then the
+# whole test suite — unit tests, fuzz seeds, and the integration tests that
+# mount ipcfs for real (they need root or FUSE access; without /dev/fuse
+# they skip, saying so) — with the race detector, then the unit tests again
+# on one CPU to shake out ordering bugs.
 set -eu
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 . scripts/goenv.sh
+
+fmt=$(gofmt -l .)
+if [ -n "$fmt" ]; then
+	echo "test.sh: gofmt would change these files (run gofmt -w):" >&2
+	echo "$fmt" >&2
+	exit 1
+fi
 go vet ./...
+go tool staticcheck ./...   # pinned in go.mod (tool directive)
+if ! go mod tidy -diff; then
+	echo "test.sh: go.mod or go.sum is not tidy (run go mod tidy)" >&2
+	exit 1
+fi
+
 # -timeout: every wait in the tests is bounded (hangTimeout, 60 s), so a hang
 # fails the test that hung; this is the backstop for one that escapes them,
 # and prints every goroutine's stack within minutes instead of 30 (the

@@ -505,18 +505,6 @@ func (p *prober) close() {
 	}
 }
 
-// probeAll runs one probe over commands and returns its answers.
-func probeAll(t *testing.T, cmds ...string) []string {
-	t.Helper()
-	p := startProbe(t)
-	var res []string
-	for _, c := range cmds {
-		res = append(res, p.do(c))
-	}
-	p.close()
-	return res
-}
-
 // daemonStats asks the daemon for a stats line (SIGUSR1) and returns its
 // numbers.
 func daemonStats(t *testing.T, d *daemon) map[string]float64 {

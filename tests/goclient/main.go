@@ -34,7 +34,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: goclient read|readall|write|seq PATH ...")
+		return errors.New("usage: goclient read|readall|write|seq|pollread PATH [ARG]")
 	}
 	cmd, path := args[0], args[1]
 	switch cmd {
