@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // The Go benchmarks of msg through a real mount, for benchstat:
@@ -106,51 +108,19 @@ func benchMount(b *testing.B) string {
 		b.Log("the daemon is built with -race: these numbers are not the release build's")
 	}
 	mnt := filepath.Join(b.TempDir(), "ipc")
-	cmd := exec.Command(bins.ipcfs, "mount", "--log-format", "json", mnt)
-	stderr, err := cmd.StderrPipe()
+	ld, err := launcher.Start(context.Background(), launcher.Config{
+		Exe:          bins.ipcfs,
+		Mountpoint:   mnt,
+		Args:         []string{"--log-format", "json"},
+		SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+		MountTimeout: hangTimeout,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("starting ipcfs: %v", err)
-	}
-	var mu sync.Mutex
-	var log strings.Builder
-	ready, exited := make(chan struct{}), make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		mounted := false
-		for sc.Scan() {
-			mu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if !mounted && strings.Contains(sc.Text(), `"msg":"mounted"`) {
-				mounted = true
-				close(ready)
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	logText := func() string { mu.Lock(); defer mu.Unlock(); return log.String() }
-	select {
-	case <-ready:
-	case err := <-exited:
-		b.Fatalf("ipcfs exited before mounting: %v\n%s", err, logText())
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		b.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, logText())
-	}
 	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				b.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, logText())
-			}
-		case <-time.After(hangTimeout):
-			cmd.Process.Kill()
-			b.Errorf("ipcfs did not exit within %v of SIGTERM\n%s", hangTimeout, logText())
+		if err := ld.Stop(syscall.SIGTERM, hangTimeout); err != nil {
+			b.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, ld.Log())
 		}
 		runErr("fusermount3", "-u", "-z", mnt)
 	})

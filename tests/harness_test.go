@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // bins holds the programs TestMain builds: the daemon and the clients.
@@ -134,16 +135,15 @@ func cBinary(t *testing.T, src string) string {
 	return p
 }
 
-// daemon is a running `ipcfs mount`.
+// daemon is a running `ipcfs mount` (started by internal/daemon, the
+// launcher ipcfs bench uses too).
 type daemon struct {
 	t   *testing.T
 	mnt string
 	cmd *exec.Cmd
+	ld  *launcher.Daemon
 
-	mu     sync.Mutex // guards log
-	log    bytes.Buffer
-	exit   chan error // receives Wait's result once
-	exited bool       // signal has collected the exit
+	exited bool // signal has collected the exit
 }
 
 // mount starts a daemon on a fresh mountpoint with the given extra flags
@@ -161,51 +161,21 @@ func mount(t *testing.T, flags ...string) *daemon {
 
 func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
 	t.Helper()
-	args := append([]string{"mount", "--log-format", "json", "--log-level", "debug"}, flags...)
-	d := &daemon{t: t, mnt: mnt, exit: make(chan error, 1)}
-	d.cmd = exec.Command(bins.ipcfs, append(args, mnt)...)
-	// If the test binary dies, its daemons stop (and unmount) too.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stderr, err := d.cmd.StderrPipe()
+	ld, err := launcher.Start(context.Background(), launcher.Config{
+		Exe:        bins.ipcfs,
+		Mountpoint: mnt,
+		Args:       append([]string{"--log-format", "json", "--log-level", "debug"}, flags...),
+		// If the test binary dies, its daemons stop (and unmount) too.
+		SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+		MountTimeout: hangTimeout,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting ipcfs: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.log.WriteString(line + "\n")
-			d.mu.Unlock()
-			if strings.Contains(line, `"msg":"mounted"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-		d.exit <- d.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-d.exit:
-		d.exit <- err
-		t.Fatalf("ipcfs exited before mounting: %v\n%s", err, d.logText())
-	case <-time.After(hangTimeout):
-		d.cmd.Process.Kill()
-		t.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, d.logText())
-	}
-	return d
+	return &daemon{t: t, mnt: mnt, cmd: ld.Cmd, ld: ld}
 }
 
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
+func (d *daemon) logText() string { return d.ld.Log() }
 
 // logLines returns the daemon's JSON log records so far.
 func (d *daemon) logLines() []map[string]any {
@@ -242,16 +212,8 @@ func (d *daemon) signal(sig syscall.Signal) error {
 	if d.exited {
 		return nil
 	}
-	d.cmd.Process.Signal(sig)
 	d.exited = true
-	select {
-	case err := <-d.exit:
-		return err
-	case <-time.After(hangTimeout):
-		d.cmd.Process.Kill()
-		<-d.exit
-		return fmt.Errorf("ipcfs did not exit within %v of %v", hangTimeout, sig)
-	}
+	return d.ld.Stop(sig, hangTimeout)
 }
 
 // stop ends the daemon with SIGTERM (unless a test ended it already) and
