@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
+
 	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
@@ -334,14 +336,14 @@ func TestBenchInterrupted(t *testing.T) {
 // TMPDIR `ipcfs bench` ran with) and that it removed its directory there.
 func checkBenchCleanedUp(t *testing.T, tmp string) {
 	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := mountinfo.All()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], tmp) {
-			t.Errorf("a mount is left: %s", line)
-			runErr("fusermount3", "-u", "-z", f[4])
+	for _, m := range all {
+		if strings.HasPrefix(m.MountPoint, tmp) {
+			t.Errorf("a mount is left: %+v", m)
+			runErr("fusermount3", "-u", "-z", m.MountPoint)
 		}
 	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "ipcfs-bench-*"))

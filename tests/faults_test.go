@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
 
 // faultTests is the conformance map of faults: clients and the daemon
@@ -561,14 +563,13 @@ func checkDaemonLog(t *testing.T, d *daemon) {
 // mountCount counts the mounts on path in this process's namespace.
 func mountCount(t *testing.T, path string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := mountinfo.All()
 	if err != nil {
 		t.Fatal(err)
 	}
-	esc := strings.NewReplacer(" ", `\040`, "\t", `\011`, "\n", `\012`, `\`, `\134`).Replace(path)
 	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == esc {
+	for _, m := range all {
+		if m.MountPoint == path {
 			n++
 		}
 	}
