@@ -148,6 +148,7 @@ func testWriterBehindWriter(t *testing.T, d *daemon) {
 	}
 	w.cmd.Process.Signal(syscall.SIGINT)
 	released := false
+	deadline := time.After(hangTimeout) // once, not per turn of the loop
 	for exited := false; !exited; {
 		select {
 		case <-w.done():
@@ -161,7 +162,7 @@ func testWriterBehindWriter(t *testing.T, d *daemon) {
 				unblock() // the signal takes effect once the first writer is done
 				released = true
 			}
-		case <-time.After(hangTimeout):
+		case <-deadline:
 			t.Fatalf("writer still running %v after SIGINT", hangTimeout)
 		}
 	}
