@@ -4,8 +4,8 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -299,32 +299,51 @@ func TestBenchInterrupted(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := exec.Command(bins.ipcfs, "bench", "--time", "2s", "--rounds", "1", "--sizes", "64")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stderr, err := cmd.StderrPipe()
+	// Its progress lines are on stderr.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
+	var log lockedBuffer
+	lines := make(chan string, 100)
+	go func() {
+		defer r.Close()
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			log.Write([]byte(sc.Text() + "\n"))
+			select {
+			case lines <- sc.Text():
+			default: // nobody waits for lines any more
+			}
+		}
+	}()
 	// Wait until the msg round trip runs: the mount is busy then.
-	sc := bufio.NewScanner(stderr)
-	var log strings.Builder
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "round trip, msg") {
-			break
+	deadline := time.After(hangTimeout)
+	for running := false; !running; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				waitTimeout(cmd)
+				t.Fatalf("ipcfs bench ended before the msg round trip:\n%s", log.String())
+			}
+			running = strings.Contains(l, "round trip, msg")
+		case <-deadline:
+			cmd.Process.Kill()
+			waitTimeout(cmd)
+			t.Fatalf("ipcfs bench did not reach the msg round trip within %v:\n%s", hangTimeout, log.String())
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
-	go io.Copy(&log, stderr)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("ipcfs bench did not exit within %v of SIGINT", hangTimeout)
+	if err = waitTimeout(cmd); errors.Is(err, errHang) {
+		t.Fatalf("ipcfs bench did not exit within %v of SIGINT: %v", hangTimeout, err)
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("ipcfs bench exited with %v after SIGINT, want code 130\n%s", err, log.String())

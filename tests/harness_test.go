@@ -356,9 +356,12 @@ func waitTimeout(cmd *exec.Cmd) error {
 		case <-done:
 		case <-time.After(5 * time.Second):
 		}
-		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
+		return fmt.Errorf("%s did not finish within %v: %w", cmd.Path, hangTimeout, errHang)
 	}
 }
+
+// errHang is the error of waitTimeout for a child that did not finish.
+var errHang = errors.New("a hang")
 
 // waitPollSleep waits until a thread of process pid sleeps in poll(2),
 // select(2) or epoll_wait(2) — the daemon has answered its POLL and holds
