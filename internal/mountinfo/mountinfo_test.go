@@ -45,3 +45,19 @@ func TestFindRoot(t *testing.T) {
 		t.Errorf("Find of a non-mount-point = %v, %v", ok, err)
 	}
 }
+
+func TestAll(t *testing.T) {
+	all, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := 0
+	for _, m := range all {
+		if m.MountPoint == "/" {
+			root++
+		}
+	}
+	if root == 0 {
+		t.Errorf("All() has no mount on /: %+v", all)
+	}
+}
