@@ -45,3 +45,22 @@ func TestFindRoot(t *testing.T) {
 		t.Errorf("Find of a non-mount-point = %v, %v", ok, err)
 	}
 }
+
+func TestAll(t *testing.T) {
+	root, _, err := Find("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := All(root.FSType)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("All(%q) = %v, %v; want at least the root", root.FSType, all, err)
+	}
+	for _, m := range all {
+		if m.FSType != root.FSType {
+			t.Errorf("All(%q) returned %+v", root.FSType, m)
+		}
+	}
+	if none, err := All("no-such-fstype"); len(none) != 0 || err != nil {
+		t.Errorf("All of an unknown type = %v, %v", none, err)
+	}
+}
