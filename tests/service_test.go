@@ -219,8 +219,12 @@ func testSystemdUnit(t *testing.T) {
 const helperScript = `set -eu
 mount --bind "$BIN" /usr/local/sbin
 mount --bind "$FSTAB" /etc/fstab
+# The test's syslog: Go's log/syslog tries /dev/log, then /var/run/syslog.
+if [ -e /dev/log ]; then mount --bind "$SYSLOG/syslog" /dev/log; else mount --bind "$SYSLOG" /run; fi
 mount -t fuse.ipcfs ipcfs "$MNT" -o allow_other,queue_bytes=32M,log_file="$LOG"
 mount "$MNT2"
+mount -t fuse.ipcfs ipcfs "$MNT3" -o log_level=debug
+umount "$MNT3"
 for m in "$MNT" "$MNT2"; do
 	awk -v m="$m" '$5 == m { for (i = 7; $i != "-"; i++) ; print "mountinfo", $(i+1), $(i+2), $(i+3) }' /proc/self/mountinfo
 done
@@ -254,9 +258,29 @@ func testMountHelper(t *testing.T) {
 	}
 	mnt, mnt2 := filepath.Join(tmp, "ipc"), filepath.Join(tmp, "ipc2")
 	log, log2 := filepath.Join(tmp, "ipcfs.log"), filepath.Join(tmp, "ipcfs2.log")
-	for _, d := range []string{mnt, mnt2} {
+	mnt3 := filepath.Join(tmp, "ipc3")
+	for _, d := range []string{mnt, mnt2, mnt3} {
 		os.Mkdir(d, 0o755)
 	}
+	syslogDir := filepath.Join(tmp, "syslog")
+	os.Mkdir(syslogDir, 0o755)
+	syslogd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: filepath.Join(syslogDir, "syslog"), Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syslogd.Close()
+	syslogLines := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := syslogd.Read(buf)
+			if err != nil {
+				close(syslogLines)
+				return
+			}
+			syslogLines <- string(buf[:n])
+		}
+	}()
 	fstab := filepath.Join(tmp, "fstab")
 	line := fmt.Sprintf("ipcfs %s fuse.ipcfs allow_other,queue_msgs=5,nofail,_netdev,log_file=%s,log_format=json 0 0\n", mnt2, log2)
 	if err := os.WriteFile(fstab, []byte(line), 0o644); err != nil {
@@ -264,7 +288,7 @@ func testMountHelper(t *testing.T) {
 	}
 
 	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c", helperScript)
-	cmd.Env = append(os.Environ(), "BIN="+binDir, "FSTAB="+fstab, "MNT="+mnt, "MNT2="+mnt2, "LOG="+log)
+	cmd.Env = append(os.Environ(), "BIN="+binDir, "FSTAB="+fstab, "MNT="+mnt, "MNT2="+mnt2, "MNT3="+mnt3, "LOG="+log, "SYSLOG="+syslogDir)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
 	var stderr lockedBuffer
@@ -303,6 +327,36 @@ func testMountHelper(t *testing.T) {
 		}
 	}
 	readUntil("mounted")
+
+	// Without log_file, the daemon logs to syslog: the facility is daemon,
+	// the tag ipcfs, the line the usual text format.
+	var got []string
+	for timeout := time.After(hangTimeout); len(got) == 0 || !strings.Contains(got[len(got)-1], "exiting"); {
+		select {
+		case l := <-syslogLines:
+			got = append(got, l)
+		case <-timeout:
+			t.Fatalf("syslog got %q; want the daemon's lines up to its exit", got)
+		}
+	}
+	syslogRE := regexp.MustCompile(`^<(\d+)>\w{3} [ \d]\d \d\d:\d\d:\d\d ipcfs\[\d+\]: time="[^"]+" level=(\w+) msg=(.*)\n$`)
+	var msgs []string
+	for _, l := range got {
+		m := syslogRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Errorf("syslog line %q", l)
+			continue
+		}
+		if want := map[string]string{"debug": "31", "info": "30"}[m[2]]; m[1] != want {
+			t.Errorf("syslog priority %s for level %s, want %s", m[1], m[2], want)
+		}
+		if m[2] == "info" {
+			msgs = append(msgs, m[3])
+		}
+	}
+	if len(msgs) < 2 || msgs[0] != "mounted mountpoint="+mnt3 || msgs[len(msgs)-1] != `"unmounted from outside; exiting"` {
+		t.Errorf("syslog info lines: %q", msgs)
+	}
 
 	// mount(8) has returned; each daemon runs on in a session of its own.
 	pid, pid2 := findDaemon(t, "--log-file="+log), findDaemon(t, "--log-file="+log2)
@@ -425,6 +479,10 @@ func testMountHelperErrors(t *testing.T) {
 		}
 	}
 	// A mount that fails reports the daemon's reason, and exit 1.
+	_, stderr, err := runErr(bins.ipcfs, "ipcfs", filepath.Join(dir, "m"), "-o", "queue_msgs=0")
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, "at least 1") {
+		t.Errorf("mount form with queue_msgs=0: %v %q; want exit 1 with the daemon's reason", err, stderr)
+	}
 	if bins.skip == "" {
 		d := mount(t)
 		_, stderr, err := runErr(bins.ipcfs, "ipcfs", d.mnt, "-o", "rw")
