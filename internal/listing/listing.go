@@ -26,7 +26,7 @@ type Channel struct {
 	GID   uint32      // the group
 	Mode  fs.FileMode // permission bits of the directory
 	// Status is the status file: numbers as int64, true/false as bool,
-	// anything else as its text.
+	// anything else as its text; nil when the caller may not read it.
 	Status map[string]any
 }
 
@@ -65,6 +65,9 @@ func readChannel(mnt, name string) (Channel, error) {
 		c.UID, c.GID = st.Uid, st.Gid
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "status"))
+	if errors.Is(err, fs.ErrPermission) {
+		return c, nil // another user's channel: its counters are not ours to see
+	}
 	if err != nil {
 		return Channel{}, err
 	}

@@ -106,3 +106,24 @@ func TestReadMissing(t *testing.T) {
 		t.Error("Read of a missing mount: no error")
 	}
 }
+
+// A channel whose status the caller may not read is listed without
+// counters.
+func TestUnreadableStatus(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root reads every file: this needs an unprivileged user")
+	}
+	mnt := t.TempDir()
+	dir := filepath.Join(mnt, "x")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "status"), []byte(statusText), 0)
+	chans, err := Read(mnt)
+	if err != nil || len(chans) != 1 || chans[0].Status != nil {
+		t.Fatalf("Read: %+v, %v", chans, err)
+	}
+	var b bytes.Buffer
+	WriteTable(&b, chans)
+	if !strings.HasSuffix(b.String(), "755    -     -      -        -        -      -      -    -\n") {
+		t.Errorf("table:\n%s", b.String())
+	}
+}
