@@ -18,16 +18,7 @@ func lsCmd(args []string) int {
 	flags.SetOutput(io.Discard)
 	asJSON := flags.Bool("json", false, "print a JSON array (every status key of each channel) instead of the table")
 	if err := flags.Parse(args); err != nil {
-		w, code := os.Stderr, 2
-		if err == flag.ErrHelp {
-			w, code = os.Stdout, 0
-		} else {
-			fmt.Fprintln(os.Stderr, "ipcfs ls:", err)
-		}
-		fmt.Fprintln(w, "usage: ipcfs ls [--json] [MOUNTPOINT...]")
-		flags.SetOutput(w)
-		flags.PrintDefaults()
-		return code
+		return usageError(flags, err, "usage: ipcfs ls [--json] [MOUNTPOINT...]")
 	}
 	mounts := flags.Args()
 	if len(mounts) == 0 {

@@ -18,6 +18,8 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -65,4 +67,21 @@ func usage(w io.Writer) {
   ipcfs version | --version
 Run "ipcfs mount -h" for the flags; see ipcfs(1) and ipcfs(7).
 `)
+}
+
+// usageError handles a failed flags.Parse (the set's output discarded, its
+// Usage a no-op): -h prints usage and the flags to stdout (exit 0); any
+// other error says why on stderr, then the same (exit 2).
+func usageError(flags *flag.FlagSet, err error, usage string) int {
+	w, code := os.Stderr, 2
+	if errors.Is(err, flag.ErrHelp) {
+		w, code = os.Stdout, 0
+	} else {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", flags.Name(), err)
+	}
+	fmt.Fprintln(w, usage)
+	flags.SetOutput(w)
+	flags.PrintDefaults()
+	flags.SetOutput(io.Discard)
+	return code
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,9 @@ import (
 	"github.com/ipcfs/ipcfs/internal/sdnotify"
 	"github.com/ipcfs/ipcfs/internal/size"
 )
+
+const mountUsage = `usage: ipcfs mount [flags] MOUNTPOINT
+       ipcfs SOURCE MOUNTPOINT -o OPTIONS   (mount(8), fstab: each flag is an option, _ for -)`
 
 // The two forms of the mount command line.
 type mountForm int
@@ -46,7 +48,7 @@ func mountCmd(args []string, form mountForm) int {
 	}
 	mountpoint, err := parseWithOperand(flags, args)
 	if err != nil {
-		return usageError(flags, err)
+		return usageError(flags, err, mountUsage)
 	}
 	bg := daemon.FromEnv() // started by background: the parent waits for bg.Ready
 	log, warning, err := logOpts.logger(bg != nil)
@@ -124,23 +126,6 @@ func notify(log *slog.Logger, state string) {
 	} else if sent {
 		log.Debug("told systemd", "state", state)
 	}
-}
-
-// usageError reports a bad command line (exit 2), or prints the usage to
-// stdout for -h (exit 0).
-func usageError(flags *flag.FlagSet, err error) int {
-	w, code := os.Stderr, 2
-	if errors.Is(err, flag.ErrHelp) {
-		w, code = os.Stdout, 0
-	} else {
-		fmt.Fprintln(os.Stderr, "ipcfs mount:", err)
-	}
-	fmt.Fprintln(w, "usage: ipcfs mount [flags] MOUNTPOINT")
-	fmt.Fprintln(w, "       ipcfs SOURCE MOUNTPOINT -o OPTIONS   (mount(8), fstab: each flag is an option, _ for -)")
-	flags.SetOutput(w)
-	flags.PrintDefaults()
-	flags.SetOutput(os.Stderr)
-	return code
 }
 
 // logStats logs one line about the daemon's size: SIGUSR1 asks for it.
