@@ -30,6 +30,7 @@ var serviceTests = map[string]func(t *testing.T){
 	"mount(8), fstab and umount":                   testMountHelper,
 	"mount(8) form: bad options fail at once":      testMountHelperErrors,
 	"ipcfs ls: table and JSON":                     testLs,
+	"ipcfs ls by another user":                     testLsOtherUser,
 	"man pages render without warnings":            testManPages,
 	"install.sh into a DESTDIR, twice":             testInstall,
 	"mount -h: the flags on stdout, exit 0":        testMountHelp,
@@ -570,6 +571,31 @@ func testLs(t *testing.T) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, "is not an ipcfs mount") ||
 		strings.Count(out, "\n") != 4 {
 		t.Errorf("ls of a plain directory and a mount: %v %q\n%s", err, stderr, out)
+	}
+}
+
+// testLsOtherUser: a user who may not read a channel's status still sees
+// the channel, without counters.
+func testLsOtherUser(t *testing.T) {
+	u := mountForUsers(t, "--allow-other")
+	ipcfs := filepath.Join(filepath.Dir(u.probe), "ipcfs")
+	copyFile(t, bins.ipcfs, ipcfs)
+	open, private := u.channel("open"), u.channel("private")
+	if err := os.Chmod(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sh(t, map[string]string{"CH": open}, `echo hi > "$CH/msg"`)
+	out := run(t, "setpriv", "--reuid", nobody, "--regid", nobody, "--clear-groups", ipcfs, "ls", u.mnt)
+	var rows []string
+	for _, l := range strings.Split(strings.TrimRight(out, "\n"), "\n")[1:] {
+		rows = append(rows, strings.Join(strings.Fields(l), " "))
+	}
+	want := []string{
+		open + " root 755 1 3 0 0 0 0 0 false",
+		private + " root 700 - - - - - - - -",
+	}
+	if !slices.Equal(rows, want) {
+		t.Errorf("ipcfs ls as uid %s:\n%s\nwant\n%s", nobody, strings.Join(rows, "\n"), strings.Join(want, "\n"))
 	}
 }
 
