@@ -401,8 +401,10 @@ func testMountHelper(t *testing.T) {
 	if !regexp.MustCompile(`(?s)level=info msg=mounted mountpoint=` + regexp.QuoteMeta(mnt) + `\n.*level=info msg="unmounted from outside; exiting"\n$`).MatchString(text) {
 		t.Errorf("log_file of the mount -t daemon:\n%s", text)
 	}
-	if strings.Contains(text, "level=error") || strings.Contains(text, "level=warn") {
-		t.Errorf("log_file has errors or warnings:\n%s", text)
+	for _, bad := range []string{"level=error", "level=warn", "DATA RACE", "panic"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("log_file has %q:\n%s", bad, text)
+		}
 	}
 	var recs []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(readFileString(log2)), "\n") {
