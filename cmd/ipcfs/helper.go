@@ -6,7 +6,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/ipcfs/ipcfs/internal/background"
+	"github.com/ipcfs/ipcfs/internal/daemonize"
 	"github.com/ipcfs/ipcfs/internal/mountopts"
 )
 
@@ -38,7 +38,7 @@ func background(flags *flag.FlagSet, args []string, logOpts logFlags) int {
 	}
 	cmd := exec.Command(exe, append(append([]string{"mount"}, flagArgs...), h.Mountpoint)...)
 	cmd.Env = mountopts.DaemonEnv(os.Environ())
-	warnings, err := background.Start(cmd)
+	warnings, err := daemonize.Start(cmd)
 	for _, w := range warnings {
 		fmt.Fprintln(os.Stderr, "ipcfs: warning:", w)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/ipcfs/ipcfs/channels"
 	"github.com/ipcfs/ipcfs/fs"
-	"github.com/ipcfs/ipcfs/internal/background"
+	"github.com/ipcfs/ipcfs/internal/daemonize"
 	"github.com/ipcfs/ipcfs/internal/sdnotify"
 	"github.com/ipcfs/ipcfs/internal/size"
 )
@@ -50,7 +50,7 @@ func mountCmd(args []string, form mountForm) int {
 	if err != nil {
 		return usageError(flags, err, mountUsage)
 	}
-	bg := background.FromEnv() // started by background: the parent waits for bg.Ready
+	bg := daemonize.FromEnv() // started by background: the parent waits for bg.Ready
 	log, warning, err := logOpts.logger(bg != nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipcfs mount:", err)

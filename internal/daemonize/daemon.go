@@ -1,4 +1,4 @@
-// Package background starts a program in the background and waits until it
+// Package daemonize starts a program in the background and waits until it
 // says it is ready, the way a forking daemon's parent does (Go cannot
 // fork: the parent starts a fresh copy of the program instead).
 //
@@ -6,7 +6,7 @@
 // calls Ready once it serves, or Fail if it cannot. Until then the parent
 // waits, so a caller such as mount(8) sees the outcome as the parent's
 // exit status and the child's reason on the parent's stderr.
-package background
+package daemonize
 
 import (
 	"bufio"
