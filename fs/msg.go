@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"bazil.org/fuse"
@@ -266,7 +267,7 @@ func (p *parkedRequest) interrupt() {
 func (p *parkedRequest) cancel() {
 	if p.w.Cancel() {
 		p.s.pending.remove(p.req.Hdr().ID)
-		p.req.RespondError(fuse.EINTR)
+		p.req.RespondError(syscall.EINTR)
 	}
 }
 
