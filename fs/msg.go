@@ -27,16 +27,16 @@ type msgHandle struct {
 	// mu guards the window. It is held while a READ is answered from the
 	// window, because the window's buffer is recycled when it is dropped.
 	mu       sync.Mutex
-	win      []byte // the current message (a getBuf buffer); nil before the first
-	winStart int64  // its file offset
-	winSeen  int    // how many of its bytes reads have returned (high-water mark)
-	ringPid  uint32 // the last thread checked by readsFromRing, and the answer
-	ringOK   bool
-	endPos   int64 // offset of the last read at the end of the file (see read)
+	win      []byte // GUARDED_BY(mu); the current message (a getBuf buffer); nil before the first
+	winStart int64  // GUARDED_BY(mu); its file offset
+	winSeen  int    // GUARDED_BY(mu); how many of its bytes reads have returned (high-water mark)
+	ringPid  uint32 // GUARDED_BY(mu); the last thread checked by readsFromRing, and the answer
+	ringOK   bool   // GUARDED_BY(mu)
+	endPos   int64  // GUARDED_BY(mu); offset of the last read at the end of the file (see read)
 
-	pollMu sync.Mutex // guards wakeup and polled
-	wakeup fuse.PollWakeup
-	polled bool // wakeup is set
+	pollMu sync.Mutex      // guards wakeup and polled
+	wakeup fuse.PollWakeup // GUARDED_BY(pollMu)
+	polled bool            // GUARDED_BY(pollMu); wakeup is set
 }
 
 var (
