@@ -102,9 +102,7 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 		h.deliver(req, msg, err)
 		return nil
 	}
-	return h.park(req,
-		func(w *channels.Waiter) { h.c.queue.Receive(w, false) },
-		func(msg []byte, err error) { h.deliver(req, msg, err) })
+	return h.park(req, parkedRead{h, req})
 }
 
 // deliver answers a READ that took msg (or err) from the channel.
@@ -195,9 +193,7 @@ func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	// Most writes find room, or a waiting reader: no waiter needed.
 	err := h.c.queue.TrySend(msg)
 	if err == channels.ErrWouldBlock && req.FileFlags&fuse.OpenNonblock == 0 {
-		return h.park(req,
-			func(w *channels.Waiter) { h.c.queue.Send(w, msg, false) },
-			func(_ []byte, err error) { h.sent(req, len(msg), err) })
+		return h.park(req, parkedWrite{h, req, msg})
 	}
 	if err != nil {
 		putBuf(msg)
@@ -217,13 +213,44 @@ func (h *msgHandle) sent(req *fuse.WriteRequest, n int, err error) {
 	req.Respond(&fuse.WriteResponse{Size: n})
 }
 
-// park starts a send or receive that may wait, with a waiter registered
-// for INTERRUPT; finish answers the request when it completes.
+// waitingOp is what a parked request does in its channel: start, with a
+// waiter, and finish, answering the request, when the channel completes it.
+type waitingOp interface {
+	start(w *channels.Waiter)
+	finish(msg []byte, err error)
+}
+
+// parkedRead is a msg READ waiting for a message.
+type parkedRead struct {
+	h   *msgHandle
+	req *fuse.ReadRequest
+}
+
+func (r parkedRead) start(w *channels.Waiter)     { r.h.c.queue.Receive(w, false) }
+func (r parkedRead) finish(msg []byte, err error) { r.h.deliver(r.req, msg, err) }
+
+// parkedWrite is a msg WRITE waiting for room for its message (a copy of
+// the request's data).
+type parkedWrite struct {
+	h   *msgHandle
+	req *fuse.WriteRequest
+	msg []byte
+}
+
+func (w parkedWrite) start(cw *channels.Waiter)  { w.h.c.queue.Send(cw, w.msg, false) }
+func (w parkedWrite) finish(_ []byte, err error) { w.h.sent(w.req, len(w.msg), err) }
+
+var (
+	_ waitingOp = parkedRead{}
+	_ waitingOp = parkedWrite{}
+)
+
+// park starts op, which may wait, with a waiter registered for INTERRUPT.
 // The request's data must have been copied: its receive buffer (1 MiB) is
 // given back, so that waiting requests hold only what they need.
-func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish func(msg []byte, err error)) error {
+func (h *msgHandle) park(req fuse.Request, op waitingOp) error {
 	req.Hdr().ReleaseBuffer()
-	p := &parkedRequest{s: h.s, req: req, finish: finish}
+	p := &parkedRequest{s: h.s, req: req, op: op}
 	p.w = h.c.queue.NewWaiter(p.done)
 	if !h.s.pending.add(req.Hdr().ID, p) {
 		// Interrupted before it parked.
@@ -232,7 +259,7 @@ func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish 
 		}
 		go p.watchSignals()
 	}
-	start(p.w)
+	op.start(p.w)
 	return nil
 }
 
@@ -241,14 +268,14 @@ type parkedRequest struct {
 	s        *Server
 	req      fuse.Request
 	w        *channels.Waiter
-	finish   func(msg []byte, err error)
+	op       waitingOp
 	finished atomic.Bool // done has run
 }
 
 func (p *parkedRequest) done(msg []byte, err error) {
 	p.finished.Store(true)
 	p.s.pending.remove(p.req.Hdr().ID)
-	p.finish(msg, err)
+	p.op.finish(msg, err)
 }
 
 // interrupt answers the kernel's INTERRUPT: EINTR now if a signal that
