@@ -23,8 +23,8 @@ const earlyInterruptTTL = 10 * time.Second
 // pendingRequests tracks parked requests by ID for INTERRUPT.
 type pendingRequests struct {
 	mu      sync.Mutex                       // guards both maps
-	waiting map[fuse.RequestID]interruptible // parked, or about to park
-	early   map[fuse.RequestID]time.Time     // interrupts seen before their request parked
+	waiting map[fuse.RequestID]interruptible // GUARDED_BY(mu); parked, or about to park
+	early   map[fuse.RequestID]time.Time     // GUARDED_BY(mu); interrupts seen before their request parked
 }
 
 func newPendingRequests() *pendingRequests {
