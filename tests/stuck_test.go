@@ -62,6 +62,9 @@ func TestStuckBindRecipe(t *testing.T) {
 		t.Skipf("%s: %v: %s (cannot make a shared bind mount here)", recipe, err, out)
 	}
 	t.Cleanup(func() { // after the daemon's stop (cleanups run last first)
+		if !isMounted(t, dir) {
+			return // the harness's fusermount3 -u -z took it
+		}
 		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
 			t.Errorf("umount %s: %v: %s", dir, err, out)
 		}
@@ -90,6 +93,13 @@ func TestStuckBindRecipe(t *testing.T) {
 	_, errOut, err := runErr(bins.ipcfs, "mount", dir)
 	if err == nil || !strings.Contains(errOut, dir) || !strings.Contains(errOut, "fuse") {
 		t.Errorf("a second ipcfs mount on the recipe's mount: %v %q, want a refusal naming %s and the FUSE mount", err, errOut, dir)
+	}
+	// The daemon takes away its own mount only.
+	if err := d.signal(syscall.SIGTERM); err != nil {
+		t.Errorf("daemon after SIGTERM: %v", err)
+	}
+	if n, fs := mountCount(t, dir), topFSType(t, dir); n != 1 || strings.HasPrefix(fs, "fuse") {
+		t.Errorf("after the daemon exited: %d mounts on %s, the top one %q; want the bind mount alone", n, dir, fs)
 	}
 }
 
@@ -451,11 +461,13 @@ func (ts taskState) where() string {
 
 // benignD reports whether a 'D' sample (as where describes it) is none
 // of a channel's business: a moment in execve or exit (the pyenv shims
-// exec python), or a thread that was running again by the time its
-// kernel stack was read.
+// exec python), or a thread that no longer slept by the time its wchan
+// and kernel stack were read (a pipe's mutex, say). A thread stuck for
+// good always shows where it sleeps.
 func benignD(where string) bool {
-	_, stack, _ := strings.Cut(where, " stack ")
-	return stack == "" || strings.Contains(stack, "execve") || strings.Contains(stack, "do_exit")
+	_, rest, _ := strings.Cut(where, " wchan ")
+	wchan, stack, _ := strings.Cut(rest, " stack ")
+	return wchan == "0" || wchan == "" || stack == "" || strings.Contains(stack, "execve") || strings.Contains(stack, "do_exit")
 }
 
 // ---- channels with parked writers ----

@@ -26,7 +26,8 @@
  *       prints "ok=A enoent=B eio=C other=D rmdir_errors=E", then the file
  *       and errno of the first few failures other than ENOENT.
  *   stucktool readers PATH NTHREADS BUFSIZE
- *       NTHREADS threads each open PATH and make one blocking read(2);
+ *       opens PATH NTHREADS times (one open at a time), then NTHREADS
+ *       threads each make one blocking read(2) of one of the files;
  *       prints "started" once all threads run, and at the end
  *       "eof=A data=B err=C".
  *
@@ -37,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -233,11 +235,10 @@ static pthread_mutex_t readers_mu = PTHREAD_MUTEX_INITIALIZER;
 static int readers_eof, readers_data, readers_err;
 
 static void *reader(void *arg) {
-	(void)arg;
+	int fd = (int)(intptr_t)arg;
 	char *buf = malloc(readers_bufsize);
-	int fd = open(readers_path, O_RDONLY);
 	ssize_t r = -1;
-	if (buf && fd >= 0) r = read(fd, buf, readers_bufsize);
+	if (buf) r = read(fd, buf, readers_bufsize);
 	pthread_mutex_lock(&readers_mu);
 	if (r == 0) readers_eof++;
 	else if (r > 0) readers_data++;
@@ -246,7 +247,7 @@ static void *reader(void *arg) {
 		readers_err++;
 	}
 	pthread_mutex_unlock(&readers_mu);
-	if (fd >= 0) close(fd);
+	close(fd);
 	free(buf);
 	return NULL;
 }
@@ -265,8 +266,14 @@ static int cmd_readers(char **argv) {
 	pthread_attr_setstacksize(&attr, 64 << 10);
 	pthread_t *th = calloc((size_t)n, sizeof *th);
 	if (!th) die("calloc");
+	/* One open at a time: the test is about parked reads, not about
+	 * concurrent lookups of one name. */
+	int *fds = calloc((size_t)n, sizeof *fds);
+	if (!fds) die("calloc");
+	for (int i = 0; i < n; i++)
+		if ((fds[i] = open(readers_path, O_RDONLY)) < 0) die("open");
 	for (int i = 0; i < n; i++) {
-		int e = pthread_create(&th[i], &attr, reader, NULL);
+		int e = pthread_create(&th[i], &attr, reader, (void *)(intptr_t)fds[i]);
 		if (e != 0) {
 			errno = e;
 			die("pthread_create");
