@@ -257,6 +257,8 @@ func (h *msgHandle) park(req fuse.Request, op waitingOp) error {
 		if signalsEndWait(req.Hdr().Pid) {
 			return errInterrupted
 		}
+		h.s.pending.add(req.Hdr().ID, p) // the early interrupt is used up: this registers
+		p.watching.Store(true)
 		go p.watchSignals()
 	}
 	op.start(p.w)
@@ -270,6 +272,7 @@ type parkedRequest struct {
 	w        *channels.Waiter
 	op       waitingOp
 	finished atomic.Bool // done has run
+	watching atomic.Bool // watchSignals runs
 }
 
 func (p *parkedRequest) done(msg []byte, err error) {
@@ -283,7 +286,9 @@ func (p *parkedRequest) done(msg []byte, err error) {
 // its thread's signals are watched.
 func (p *parkedRequest) interrupt() {
 	if !signalsEndWait(p.req.Hdr().Pid) {
-		go p.watchSignals()
+		if !p.watching.Swap(true) {
+			go p.watchSignals()
+		}
 		return
 	}
 	p.cancel()

@@ -348,6 +348,7 @@ func errnoName(e syscall.Errno) string {
 type Stats struct {
 	Channels        int // live channels
 	RemovedChannels int // removed, but still known to the kernel
+	MsgNodes        int // msg instances the kernel holds (see msgInstanceBit)
 	Handles         int // open files and directories
 	Parked          int // requests waiting in a channel
 }
@@ -358,6 +359,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Channels:        len(s.names),
 		RemovedChannels: len(s.channels) - len(s.names),
+		MsgNodes:        len(s.msgNodes),
 		Handles:         len(s.handles),
 	}
 	s.mu.RUnlock()
