@@ -7,9 +7,6 @@ import (
 	"time"
 
 	"bazil.org/fuse"
-
-	"github.com/ipcfs/ipcfs/channels"
-	"github.com/ipcfs/ipcfs/shmregion"
 )
 
 // rootAttr requires Server.mu (read).
@@ -43,18 +40,23 @@ func (s *Server) mkdir(r *fuse.MkdirRequest) error {
 	if err := checkName(r.Name); err != nil {
 		return err
 	}
-	queue, err := channels.New(s.cfg.Limits)
-	if err != nil {
-		return fmt.Errorf("mkdir %q: %w", r.Name, err)
+	if err := checkNewName(r.Name); err != nil {
+		return fmt.Errorf("mkdir: %w", err)
 	}
-	region, err := shmregion.New(s.cfg.ShmMax)
+	acct, err := s.newAccount(r.Name, r.Uid)
 	if err != nil {
+		return err
+	}
+	queue, region, err := s.newChannelState(acct)
+	if err != nil {
+		dropAccount(acct)
 		return fmt.Errorf("mkdir %q: %w", r.Name, err)
 	}
 	now := time.Now()
 	c := &channel{
 		queue:   queue,
 		shm:     region,
+		acct:    acct,
 		created: now,
 		name:    r.Name,
 		uid:     r.Uid,
@@ -66,6 +68,8 @@ func (s *Server) mkdir(r *fuse.MkdirRequest) error {
 	if _, ok := s.names[r.Name]; ok {
 		s.mu.Unlock()
 		region.Close()
+		queue.Close()
+		dropAccount(acct)
 		return fmt.Errorf("mkdir %q: %w", r.Name, errExists)
 	}
 	s.nextSerial++
@@ -107,6 +111,7 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 	if freeShm {
 		c.shm.Close()
 	}
+	dropAccount(c.acct)
 	level := s.log.Debug
 	if discarded > 0 {
 		level = s.log.Info
@@ -116,6 +121,7 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 	return nil
 }
 
+
 // rename renames a channel within the root.
 func (s *Server) rename(r *fuse.RenameRequest) error {
 	if r.Node != fuse.RootID || r.NewDir != fuse.RootID {
@@ -123,6 +129,9 @@ func (s *Server) rename(r *fuse.RenameRequest) error {
 	}
 	if err := checkName(r.NewName); err != nil {
 		return err
+	}
+	if err := checkNewName(r.NewName); err != nil {
+		return fmt.Errorf("rename %q: %w", r.OldName, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
