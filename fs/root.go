@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"sort"
@@ -118,9 +119,27 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 	}
 	level("channel removed", "channel", r.Name, "discarded_messages", discarded)
 	r.Respond()
+	// Not while RMDIR is being answered: the kernel holds the channel's
+	// inode lock until then, and the invalidation takes it.
+	go s.uncacheFiles(c)
 	return nil
 }
 
+// uncacheFiles makes the kernel drop its cached entries of a removed
+// channel's files: those not open go at once, the others when closed.
+// The kernel then forgets the channel's nodes, and the daemon drops it.
+// Otherwise the kernel keeps them for entryValid, or until memory is
+// short, and the daemon with them: 100,000 channels made and removed in
+// a minute held ~80 MB.
+func (s *Server) uncacheFiles(c *channel) {
+	dir := nodeID(c.serial, kindDir)
+	for _, e := range channelEntries {
+		err := s.conn.InvalidateEntry(dir, e.name)
+		if err != nil && !errors.Is(err, fuse.ErrNotCached) {
+			s.log.Debug("invalidating a removed channel's entry failed", "file", e.name, "err", err)
+		}
+	}
+}
 
 // rename renames a channel within the root.
 func (s *Server) rename(r *fuse.RenameRequest) error {
