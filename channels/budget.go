@@ -17,7 +17,8 @@ var (
 )
 
 // BudgetLimits bound what all channels of a budget, and the channels of one
-// owner, may hold. Zero or negative means no limit.
+// owner, may hold. Zero or negative means no limit. The owner limits do
+// not apply to uid 0 (root); the limits of the whole do.
 type BudgetLimits struct {
 	MaxChannels  int64 // channels in the budget
 	UserChannels int64 // channels of one owner
@@ -126,7 +127,7 @@ func (b *Budget) NewAccount(uid uint32, base int64) (*Account, error) {
 	switch l := b.limits; {
 	case l.MaxChannels > 0 && b.channels+1 > l.MaxChannels:
 		return nil, fmt.Errorf("%d channels in the mount (max-channels): %w", b.channels, ErrNoSpace)
-	case l.UserChannels > 0 && u.Channels+1 > l.UserChannels:
+	case l.UserChannels > 0 && uid != 0 && u.Channels+1 > l.UserChannels:
 		return nil, fmt.Errorf("uid %d has %d channels (user-channels): %w", uid, u.Channels, ErrQuota)
 	}
 	a := &Account{b: b, uid: uid}
@@ -149,7 +150,7 @@ func (a *Account) fits(u Usage, n int64) error {
 	if l.MaxMemory > 0 && b.memory+n > l.MaxMemory {
 		return fmt.Errorf("%d of %d bytes in use in the mount, %d more wanted (max-memory): %w", b.memory, l.MaxMemory, n, ErrNoSpace)
 	}
-	if l.UserMemory > 0 && u.Memory+n > l.UserMemory {
+	if l.UserMemory > 0 && a.uid != 0 && u.Memory+n > l.UserMemory {
 		return fmt.Errorf("uid %d uses %d of %d bytes, %d more wanted (user-memory): %w", a.uid, u.Memory, l.UserMemory, n, ErrQuota)
 	}
 	return nil

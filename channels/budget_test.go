@@ -43,6 +43,14 @@ func TestBudgetScenarios(t *testing.T) {
 			{op: "charge", acct: 1, n: 100, want: Usage{2, 1000}},
 			{op: "release", acct: 1, n: 10000, want: Usage{2, 500}}, // never below zero
 		},
+		"root is exempt from the owner limits, not from the mount's": {
+			{op: "new", acct: 0, uid: 0, n: 700, want: Usage{1, 700}},
+			{op: "new", acct: 1, uid: 0, want: Usage{2, 700}},
+			{op: "new", acct: 2, uid: 0, want: Usage{3, 700}},
+			{op: "new", acct: 3, uid: 0, wantErr: ErrNoSpace, want: Usage{3, 700}},
+			{op: "charge", acct: 0, n: 300, want: Usage{3, 1000}},
+			{op: "charge", acct: 1, n: 1, wantErr: ErrNoSpace, want: Usage{3, 1000}},
+		},
 		"base cost counts against memory": {
 			{op: "new", acct: 0, uid: 1, n: 601, wantErr: ErrQuota, want: Usage{0, 0}},
 			{op: "new", acct: 0, uid: 1, n: 600, want: Usage{1, 600}},

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -258,8 +259,7 @@ func (s *Server) flushLogSummaries() {
 	for {
 		select {
 		case <-s.served:
-			s.logSuppressed(s.lim.logs.flush(time.Now(), true))
-			return
+			return // Shutdown writes the last summaries
 		case now := <-t.C:
 			s.logSuppressed(s.lim.logs.flush(now, false))
 		}
@@ -268,7 +268,7 @@ func (s *Server) flushLogSummaries() {
 
 func (s *Server) logSuppressed(sup []suppressed) {
 	for _, x := range sup {
-		s.log.Warn(fmt.Sprintf("suppressed %d similar lines", x.n), "uid", x.uid, "suppressed", x.n)
+		s.log.Log(context.Background(), x.level, fmt.Sprintf("suppressed %d similar lines", x.n), "uid", x.uid, "suppressed", x.n)
 	}
 }
 

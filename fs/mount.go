@@ -149,6 +149,7 @@ func (s *Server) Shutdown() {
 	case <-time.After(2 * time.Second):
 		s.log.Info("mount still in use after lazy unmount; its open files fail once this process exits")
 	}
+	s.logSuppressed(s.lim.logs.flush(time.Now(), true))
 }
 
 // Mountpoint returns the absolute path the server is mounted on.

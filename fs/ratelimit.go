@@ -1,17 +1,20 @@
 package fs
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 )
 
-// Failing requests are logged through a token bucket per uid: a burst of
-// logBurst lines, then logRate lines a second. Lines beyond are counted
-// and summarized in one "suppressed N similar lines" line, written before
-// that uid's next line or by the periodic flush.
+// Failing requests are logged through a token bucket per uid and level: a
+// burst of logBurst lines, then logRate lines a second. Lines beyond are
+// counted and summarized in one "suppressed N similar lines" line, written
+// before that uid's next line at that level or by the periodic flush.
+// (Per level, so that expected failures at debug, such as the lookups of
+// names not yet made, never hide a warning.)
 const (
-	logBurst = 20
-	logRate  = 5 // lines a second
+	logBurst = 100
+	logRate  = 10 // lines a second
 )
 
 // logLimiter is a token bucket of log lines per uid.
@@ -19,7 +22,13 @@ type logLimiter struct {
 	burst, rate float64
 
 	mu    sync.Mutex // guards users
-	users map[uint32]*logBucket
+	users map[logKey]*logBucket
+}
+
+// logKey is what lines are counted by.
+type logKey struct {
+	uid   uint32
+	level slog.Level
 }
 
 type logBucket struct {
@@ -29,23 +38,24 @@ type logBucket struct {
 }
 
 type suppressed struct {
-	uid uint32
-	n   int
+	logKey
+	n int
 }
 
 func newLogLimiter(burst, rate float64) *logLimiter {
-	return &logLimiter{burst: burst, rate: rate, users: make(map[uint32]*logBucket)}
+	return &logLimiter{burst: burst, rate: rate, users: make(map[logKey]*logBucket)}
 }
 
-// allow reports whether uid may log a line now, and how many of its lines
-// were suppressed before this one (to be summarized first) if so.
-func (l *logLimiter) allow(uid uint32, now time.Time) (ok bool, before int) {
+// allow reports whether uid may log a line at level now, and how many of
+// its lines were suppressed before this one (to be summarized first) if so.
+func (l *logLimiter) allow(uid uint32, level slog.Level, now time.Time) (ok bool, before int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b := l.users[uid]
+	k := logKey{uid, level}
+	b := l.users[k]
 	if b == nil {
 		b = &logBucket{tokens: l.burst, last: now}
-		l.users[uid] = b
+		l.users[k] = b
 	}
 	b.refill(l, now)
 	if b.tokens < 1 {
@@ -71,14 +81,14 @@ func (l *logLimiter) flush(now time.Time, all bool) []suppressed {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var out []suppressed
-	for uid, b := range l.users {
+	for k, b := range l.users {
 		if b.suppressed > 0 {
-			out = append(out, suppressed{uid, b.suppressed})
+			out = append(out, suppressed{k, b.suppressed})
 			b.suppressed = 0
 		}
 		b.refill(l, now)
 		if all || b.tokens >= l.burst {
-			delete(l.users, uid)
+			delete(l.users, k)
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package fs
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -33,7 +34,7 @@ func TestLogLimiter(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			l := newLogLimiter(3, 2)
 			for i, s := range steps {
-				ok, before := l.allow(s.uid, t0.Add(s.at))
+				ok, before := l.allow(s.uid, slog.LevelWarn, t0.Add(s.at))
 				if ok != s.ok || before != s.before {
 					t.Fatalf("step %d: allow = %v, %d; want %v, %d", i, ok, before, s.ok, s.before)
 				}
@@ -45,12 +46,16 @@ func TestLogLimiter(t *testing.T) {
 func TestLogLimiterFlush(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	l := newLogLimiter(1, 1)
-	l.allow(7, t0)
-	l.allow(7, t0)
-	l.allow(7, t0)
-	l.allow(8, t0)
+	w := slog.LevelWarn
+	l.allow(7, w, t0)
+	l.allow(7, w, t0)
+	l.allow(7, w, t0)
+	l.allow(8, w, t0)
+	if ok, _ := l.allow(7, slog.LevelDebug, t0); !ok {
+		t.Fatal("a debug line was suppressed by warnings")
+	}
 	got := l.flush(t0, false)
-	if len(got) != 1 || got[0] != (suppressed{7, 2}) {
+	if len(got) != 1 || got[0] != (suppressed{logKey{7, w}, 2}) {
 		t.Fatalf("flush = %v, want uid 7: 2", got)
 	}
 	if got := l.flush(t0, false); len(got) != 0 {

@@ -125,9 +125,9 @@ func (s *Server) fail(req fuse.Request, err error) {
 	errno, level := toErrno(err)
 	if ctx := context.Background(); s.log.Enabled(ctx, level) {
 		// Rate-limited per uid: see ratelimit.go.
-		if ok, before := s.lim.logs.allow(req.Hdr().Uid, time.Now()); ok {
+		if ok, before := s.lim.logs.allow(req.Hdr().Uid, level, time.Now()); ok {
 			if before > 0 {
-				s.logSuppressed([]suppressed{{req.Hdr().Uid, before}})
+				s.logSuppressed([]suppressed{{logKey{req.Hdr().Uid, level}, before}})
 			}
 			s.log.Log(ctx, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
 		}

@@ -110,7 +110,7 @@ func (h *ctlHandle) apply(data []byte, uid, pid uint32) error {
 			q.Reopen()
 		case ctl.Flush:
 			n := q.Flush()
-			h.s.log.Info("ctl", "channel", name, "command", cmd.Op.String(), "uid", uid, "pid", pid, "discarded_messages", n)
+			h.s.log.Info("ctl: flushed", "channel", name, "command", cmd.Op.String(), "uid", uid, "pid", pid, "discarded_messages", n)
 			continue
 		case ctl.QueueBytes, ctl.QueueMsgs:
 			l := q.Limits()

@@ -161,9 +161,17 @@ func mount(t *testing.T, flags ...string) *daemon {
 
 func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
 	t.Helper()
+	return startDaemonCmd(t, nil, bins.ipcfs, mnt, flags...)
+}
+
+// startDaemonCmd starts the daemon binary bin, through the command wrap
+// (which execs its arguments; none: directly).
+func startDaemonCmd(t *testing.T, wrap []string, bin, mnt string, flags ...string) *daemon {
+	t.Helper()
 	args := append([]string{"mount", "--log-format", "json", "--log-level", "debug"}, flags...)
 	d := &daemon{t: t, mnt: mnt, exit: make(chan error, 1)}
-	d.cmd = exec.Command(bins.ipcfs, append(args, mnt)...)
+	argv := append(append(append([]string{}, wrap...), bin), append(args, mnt)...)
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	// If the test binary dies, its daemons stop (and unmount) too.
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stderr, err := d.cmd.StderrPipe()

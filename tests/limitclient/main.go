@@ -14,6 +14,8 @@
 //	    prints "sent N RESULT"
 //	limitclient grow CHANNEL STEP
 //	    truncate CHANNEL/shm up by STEP until it fails; prints "size N RESULT"
+//	limitclient fillshm CHANNEL
+//	    write 1 MiB chunks to CHANNEL/shm until one fails; prints "size N RESULT"
 package main
 
 import (
@@ -58,6 +60,11 @@ func main() {
 			usage()
 		}
 		err = grow(a[0], num(a[1]))
+	case "fillshm":
+		if len(a) != 1 {
+			usage()
+		}
+		err = fillShm(a[0])
 	default:
 		usage()
 	}
@@ -68,7 +75,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: limitclient mkdirs DIR PREFIX N [SHMSIZE] | cycles DIR PREFIX N | fill CHANNEL SIZE | grow CHANNEL STEP")
+	fmt.Fprintln(os.Stderr, "usage: limitclient mkdirs DIR PREFIX N [SHMSIZE] | cycles DIR PREFIX N | fill CHANNEL SIZE | grow CHANNEL STEP | fillshm CHANNEL")
 	os.Exit(2)
 }
 
@@ -187,5 +194,29 @@ func grow(ch string, step int64) error {
 			return nil
 		}
 		size += step
+	}
+}
+
+// fillShm writes 1 MiB chunks to CHANNEL/shm from offset 0 on until a
+// write fails; prints "size N RESULT".
+func fillShm(ch string) error {
+	fd, err := unix.Open(ch+"/shm", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 1<<20)
+	for i := range buf {
+		buf[i] = byte(i)
+	}
+	off := int64(0)
+	for {
+		var n int
+		err := retry(func() (err error) { n, err = unix.Pwrite(fd, buf, off); return err })
+		off += int64(max(n, 0))
+		if err != nil {
+			fmt.Printf("size %d %s\n", off, errName(err))
+			return nil
+		}
 	}
 }
