@@ -523,3 +523,184 @@ func TestLimitsChurn(t *testing.T) {
 		t.Errorf("the daemon grew from %d kB to %d kB over %d cycles", before, after, n)
 	}
 }
+
+// memoryCgroup makes a memory cgroup limited to limit bytes — cgroup v2
+// if mounted with the memory controller, else v1 — and returns the file
+// a process joins it through and a function reading its OOM-kill count.
+// It is removed when the test ends (its processes must have exited).
+func memoryCgroup(t *testing.T, limit int64) (procs string, oomKills func() int) {
+	t.Helper()
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Skipf("no mountinfo: %v", err)
+	}
+	var v2, v1 string
+	for _, line := range strings.Split(string(mi), "\n") {
+		f := strings.Fields(line)
+		for i, x := range f {
+			if x != "-" || i+3 >= len(f) {
+				continue
+			}
+			switch {
+			case f[i+1] == "cgroup2" && v2 == "":
+				if c, _ := os.ReadFile(filepath.Join(f[4], "cgroup.controllers")); strings.Contains(" "+string(c)+" ", " memory") {
+					v2 = f[4]
+				}
+			case f[i+1] == "cgroup" && v1 == "" && strings.Contains(","+f[i+3]+",", ",memory,"):
+				v1 = f[4]
+			}
+		}
+	}
+	name := fmt.Sprintf("ipcfs-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	mk := func(parent, limitFile string) (string, bool) {
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Logf("cgroup %s: %v", dir, err)
+			return "", false
+		}
+		t.Cleanup(func() { os.Remove(dir) })
+		if err := os.WriteFile(filepath.Join(dir, limitFile), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+			t.Logf("cgroup %s: %v", dir, err)
+			return "", false
+		}
+		return dir, true
+	}
+	count := func(file, key string) func() int {
+		return func() int {
+			b, _ := os.ReadFile(file)
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, key+" "); ok {
+					n, _ := strconv.Atoi(v)
+					return n
+				}
+			}
+			return -1
+		}
+	}
+	if v2 != "" {
+		os.WriteFile(filepath.Join(v2, "cgroup.subtree_control"), []byte("+memory"), 0)
+		if dir, ok := mk(v2, "memory.max"); ok {
+			t.Logf("cgroup v2 %s, memory.max %d", dir, limit)
+			return filepath.Join(dir, "cgroup.procs"), count(filepath.Join(dir, "memory.events"), "oom_kill")
+		}
+	}
+	if v1 != "" {
+		if dir, ok := mk(v1, "memory.limit_in_bytes"); ok {
+			t.Logf("cgroup v1 %s, memory.limit_in_bytes %d", dir, limit)
+			return filepath.Join(dir, "cgroup.procs"), count(filepath.Join(dir, "memory.oom_control"), "oom_kill")
+		}
+	}
+	t.Skip("no memory cgroup to make: neither cgroup v2 with the memory controller nor a v1 memory hierarchy is mounted and writable")
+	return "", nil
+}
+
+// TestLimitsCgroup runs the daemon, with the default limits, in a memory
+// cgroup of 300 MiB, and four uids fill every channel they may make with
+// messages and shm: they end with clean errors, the daemon is not
+// OOM-killed, and root's channel is intact.
+func TestLimitsCgroup(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("not root: cannot make a cgroup or run clients as other users")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv (util-linux)")
+	}
+	const limit = 300 << 20
+	procs, oomKills := memoryCgroup(t, limit)
+	base, err := os.MkdirTemp("", "ipcfs-cgroup-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	os.Chmod(base, 0o755)
+	lc := filepath.Join(base, "limitclient")
+	copyFile(t, goBinary(t, "github.com/ipcfs/ipcfs/tests/limitclient"), lc)
+	// The daemon joins the cgroup before it execs: all its memory is charged there.
+	join := []string{"sh", "-c", `echo $$ > "$0" && exec "$@"`, procs}
+	d := startDaemonCmd(t, join, noRaceDaemon(t), filepath.Join(base, "ipc"), "--allow-other")
+	t.Cleanup(d.stop)
+
+	b, err := os.ReadFile(filepath.Join(d.mnt, ".limits"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), fmt.Sprintf("max-memory %d\n", limit/2)) || !strings.Contains(string(b), fmt.Sprintf("user-memory %d\n", limit/8&^(1<<20-1))) {
+		t.Fatalf("the defaults do not derive from the cgroup's %d bytes:\n%s", limit, b)
+	}
+	keep := d.channel("keep")
+	run(t, bins.goclient, "write", filepath.Join(keep, "msg"), "precious")
+	if err := os.WriteFile(filepath.Join(keep, "shm"), []byte("shared bytes"), 0); err != nil {
+		t.Fatal(err)
+	}
+
+	type result struct {
+		uid int
+		out string
+		err error
+	}
+	results := make(chan result)
+	uids := []int{65531, 65532, 65533, 65534}
+	for i, uid := range uids {
+		mode := []string{"msg", "shm"}[i%2]
+		go func() {
+			out, errOut, err := runErr("setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups",
+				lc, "attack", d.mnt, fmt.Sprintf("u%d-", uid), "32", mode)
+			if err != nil {
+				err = fmt.Errorf("%v: %s", err, errOut)
+			}
+			results <- result{uid, strings.TrimSpace(out), err}
+		}()
+	}
+	clean := map[string]bool{"ok": true, "EDQUOT": true, "ENOSPC": true, "EAGAIN": true}
+	for range uids {
+		r := <-results
+		t.Logf("uid %d: %s", r.uid, r.out)
+		if r.err != nil {
+			t.Errorf("uid %d: %v", r.uid, r.err)
+			continue
+		}
+		for _, f := range strings.Fields(r.out) {
+			if k, _, ok := strings.Cut(f, "="); ok && !clean[k] {
+				t.Errorf("uid %d got %s: %s", r.uid, k, r.out)
+			}
+		}
+	}
+	if st := procState(t, d.cmd.Process.Pid); st == "Z" || st == "" {
+		t.Fatalf("the daemon died (state %q):\n%s", st, tail(d.logText(), 20))
+	}
+	if n := oomKills(); n != 0 {
+		t.Errorf("the cgroup counts %d OOM kills", n)
+	}
+	for _, f := range []string{"memory.peak", "memory.max_usage_in_bytes"} {
+		if b, err := os.ReadFile(filepath.Join(filepath.Dir(procs), f)); err == nil {
+			t.Logf("the cgroup's peak: %s bytes of %d", strings.TrimSpace(string(b)), limit)
+		}
+	}
+	if out := run(t, bins.goclient, "read", filepath.Join(keep, "msg"), "1"); out != `"precious"`+"\n" {
+		t.Errorf("root's message after the attack: %q", out)
+	}
+	if got, err := os.ReadFile(filepath.Join(keep, "shm")); err != nil || string(got) != "shared bytes" {
+		t.Errorf("root's shm after the attack: %q, %v", got, err)
+	}
+	b, _ = os.ReadFile(filepath.Join(d.mnt, ".limits"))
+	t.Logf(".limits after the attack:\n%s", b)
+	if err := d.signal(syscall.SIGTERM); err != nil {
+		t.Errorf("SIGTERM after the attack: %v", err)
+	}
+}
+
+// procState is field 3 of /proc/PID/stat ("" if there is no such process).
+func procState(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2 : i+3]
+	}
+	return ""
+}

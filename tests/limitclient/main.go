@@ -16,6 +16,10 @@
 //	    truncate CHANNEL/shm up by STEP until it fails; prints "size N RESULT"
 //	limitclient fillshm CHANNEL
 //	    write 1 MiB chunks to CHANNEL/shm until one fails; prints "size N RESULT"
+//	limitclient attack DIR PREFIX N msg|shm
+//	    make N channels, set queue-bytes 1G, and fill each with 64 KiB
+//	    messages (msg) or its shm (shm) until refused; prints counts:
+//	    "mkdir R=N… ctl R=N… fill R=N…"
 package main
 
 import (
@@ -65,6 +69,11 @@ func main() {
 			usage()
 		}
 		err = fillShm(a[0])
+	case "attack":
+		if len(a) != 4 || (a[3] != "msg" && a[3] != "shm") {
+			usage()
+		}
+		err = attack(a[0], a[1], int(num(a[2])), a[3] == "shm")
 	default:
 		usage()
 	}
@@ -219,4 +228,47 @@ func fillShm(ch string) error {
 			return nil
 		}
 	}
+}
+
+func attack(dir, prefix string, n int, shm bool) error {
+	mk, ctl, fill := counts{}, counts{}, counts{}
+	buf := make([]byte, 64<<10)
+	for i := range n {
+		ch := fmt.Sprintf("%s/%s%d", dir, prefix, i)
+		err := unix.Mkdir(ch, 0o700)
+		mk[errName(err)]++
+		if err != nil {
+			continue
+		}
+		ctl[errName(os.WriteFile(ch+"/ctl", []byte("queue-bytes 1G\n"), 0))]++
+		if shm {
+			fd, err := unix.Open(ch+"/shm", unix.O_WRONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				fill["open:"+errName(err)]++
+				continue
+			}
+			for off := int64(0); ; off += int64(len(buf)) {
+				if err := retry(func() error { _, err := unix.Pwrite(fd, buf, off); return err }); err != nil {
+					fill[errName(err)]++
+					break
+				}
+			}
+			unix.Close(fd)
+			continue
+		}
+		fd, err := unix.Open(ch+"/msg", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fill["open:"+errName(err)]++
+			continue
+		}
+		for {
+			if err := retry(func() error { _, err := unix.Write(fd, buf[:60<<10]); return err }); err != nil {
+				fill[errName(err)]++
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+	fmt.Printf("mkdir %v ctl %v fill %v\n", mk, ctl, fill)
+	return nil
 }
