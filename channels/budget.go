@@ -314,6 +314,13 @@ func (a *Account) chargeMessage(c *Channel, cost int64) bool {
 	return true
 }
 
+// forceCharge charges cost to a whatever the limits. Requires nothing.
+func (a *Account) forceCharge(cost int64) {
+	a.b.mu.Lock()
+	defer a.b.mu.Unlock()
+	a.add(a.user(), cost)
+}
+
 // hasRoom reports whether a message of cost bytes would be charged now,
 // registering c to be retried when memory is released if not. Requires
 // c.mu.

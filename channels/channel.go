@@ -86,10 +86,14 @@ func New(l Limits) (*Channel, error) {
 	return &Channel{limits: l}, nil
 }
 
-// NewInBudget is New for a channel whose queued messages are charged to
-// a, at MessageCost each. A message that fits the channel's limits but
-// not a's budget waits (or is refused with ErrWouldBlock) as if the queue
-// were full, until memory is released anywhere in the budget.
+// NewInBudget is New for a channel whose messages are charged to a, at
+// MessageCost each, from the moment they are queued until the receiver
+// calls Done with them: a message held by a reader (a FUSE daemon keeps
+// the message being read) costs as much as a queued one. A message that
+// fits the channel's limits but not a's budget waits (or is refused with
+// ErrWouldBlock) as if the queue were full, until memory is released
+// anywhere in the budget. A message handed straight from a sender to a
+// waiting receiver is charged even beyond the budget: it exists already.
 func NewInBudget(l Limits, a *Account) (*Channel, error) {
 	c, err := New(l)
 	if err != nil {
@@ -154,6 +158,7 @@ func (c *Channel) trySend(s *settlement, msg []byte) error {
 		// The queue is empty: hand the message straight to the oldest receiver.
 		c.sent++
 		c.received++
+		c.forceCharge(msg)
 		s.complete(c.receivers.popFront(), msg, nil)
 		return nil
 	case c.senders.len == 0 && c.admits(len(msg)) && c.charge(msg):
@@ -215,6 +220,7 @@ func (c *Channel) tryReceive(s *settlement) ([]byte, error) {
 		w.msg = nil
 		c.sent++
 		c.received++
+		c.forceCharge(msg)
 		s.complete(w, nil, nil)
 		c.wake(s, Writable)
 		return msg, nil
@@ -371,6 +377,22 @@ func (c *Channel) charge(msg []byte) bool {
 	return c.acct == nil || c.acct.chargeMessage(c, MessageCost(msg))
 }
 
+// forceCharge charges a message received without being queued. Requires c.mu.
+func (c *Channel) forceCharge(msg []byte) {
+	if c.acct != nil {
+		c.acct.forceCharge(MessageCost(msg))
+	}
+}
+
+// Done gives back the charge of a received message that the receiver no
+// longer holds (it may recycle it). Call it once for each message a
+// receive returned; it does nothing for a channel without a budget.
+func (c *Channel) Done(msg []byte) {
+	if c.acct != nil && msg != nil {
+		c.acct.Release(MessageCost(msg))
+	}
+}
+
 // release gives back n bytes of queued messages' cost; channels waiting
 // for memory are retried when s runs. Requires c.mu.
 func (c *Channel) release(s *settlement, n int64) {
@@ -404,9 +426,7 @@ func (c *Channel) enqueue(msg []byte) {
 func (c *Channel) dequeue(s *settlement) []byte {
 	msg := c.queue.pop()
 	c.bytes -= int64(len(msg))
-	cost := MessageCost(msg)
-	c.cost -= cost
-	c.release(s, cost)
+	c.cost -= MessageCost(msg) // still charged: Done releases it
 	c.received++
 	return msg
 }

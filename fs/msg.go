@@ -124,6 +124,7 @@ const maxUnsplitRead = 31 * 4096
 func (h *msgHandle) dropWindow() (truncated bool) {
 	truncated = h.win != nil && h.winSeen < len(h.win)
 	if h.win != nil {
+		h.c.queue.Done(h.win) // its memory charge (limits.go)
 		putBuf(h.win)
 	}
 	h.win, h.winSeen = nil, 0

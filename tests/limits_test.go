@@ -147,7 +147,9 @@ func testChannelLimits(t *testing.T, u *userMount) {
 	r.want("chown "+u.at("r1")+" 65534 65534", "ok")
 	o.want("mkdir "+u.at("a5")+" 0777", "EDQUOT") // a2, a3 and r1 are nobody's now
 	_, users = limitsFile(t, r, u.mnt)
-	if want := "user 65533 channels 2 memory 2048|user 65534 channels 3 memory 3072"; strings.Join(users, "|") != want {
+	// r1's charges moved with it: its channel, and the message root's
+	// reader still holds (64-byte buffer + 64).
+	if want := "user 65533 channels 2 memory 2048|user 65534 channels 3 memory 3200"; strings.Join(users, "|") != want {
 		t.Errorf(".limits after chown: users %q, want %q", users, want)
 	}
 }
@@ -187,6 +189,11 @@ func testMessageMemory(t *testing.T, u *userMount) {
 	if got := o.do("read r 8192"); len(got) < 4096 {
 		t.Fatalf("reading a message: %s", got)
 	}
+	// The message being read is the reader's until its next read or close,
+	// and still costs its owner.
+	wantStatus(t, ch, "a message held by a reader", map[string]string{
+		"messages": strconv.FormatInt(n+k-1, 10), "memory": strconv.FormatInt(channelCost+n*cost+k*small, 10)})
+	o.want("close r", "ok")
 	if got := w.result(); got != "ok 17" {
 		t.Errorf("the writer waiting for memory: %s, want ok 17", got)
 	}
