@@ -277,6 +277,18 @@ func testAuthority(t *testing.T, u *userMount) {
 	o.want("ftruncate h 100", "EPERM")
 	o.want("stat "+u.at("pub/shm"), "ok type=file mode=0666 uid=0 gid=0 size=8192")
 
+	// mkdir -m 0733: others may only submit.
+	r.want("mkdir "+u.at("jobs")+" 0733", "ok")
+	o.want("stat "+u.at("jobs/msg"), "ok type=file mode=0622 uid=0 gid=0 size=0")
+	o.want("stat "+u.at("jobs/ctl"), "ok type=file mode=0600 uid=0 gid=0 size=0")
+	o.want("open j "+u.at("jobs/msg")+" w", "ok")
+	o.want(`write j "job 1"`, "ok 5")
+	o.want("open j2 "+u.at("jobs/msg")+" r", "EACCES")
+	o.want("open jc "+u.at("jobs/ctl")+" w", "EACCES")
+	o.want("truncate "+u.at("jobs/shm")+" 0", "EPERM")
+	r.want("open jr "+u.at("jobs/msg")+" r", "ok")
+	r.want("read jr 100", `ok "job 1"`)
+
 	// Its own channel's ctl, yes; and root may write anyone's.
 	o.want("mkdir "+u.at("mine")+" 0777", "ok")
 	o.want("open c "+u.at("mine/ctl")+" w", "ok")
