@@ -44,12 +44,13 @@ func MessageCost(msg []byte) int64 { return int64(cap(msg)) + MessageOverhead }
 // Lock order: a Channel's mutex before the Budget's. The Budget never calls
 // into a Channel while holding its own.
 type Budget struct {
-	mu       sync.Mutex // guards the fields below and every Account's fields
-	limits   BudgetLimits
-	channels int64
-	memory   int64
-	users    map[uint32]*Usage
-	waiting  map[*Channel]struct{} // channels to retry when memory is released
+	limits BudgetLimits // immutable
+
+	mu       sync.Mutex            // guards the fields below and every Account's fields
+	channels int64                 // GUARDED_BY(mu)
+	memory   int64                 // GUARDED_BY(mu)
+	users    map[uint32]*Usage     // GUARDED_BY(mu): owners holding something
+	waiting  map[*Channel]struct{} // GUARDED_BY(mu): channels to retry when memory is released
 }
 
 // Usage is what a budget, or one owner in it, holds.
@@ -108,10 +109,9 @@ type UidUsage struct {
 type Account struct {
 	b *Budget
 
-	// Guarded by b.mu.
-	uid     uint32
-	memory  int64
-	counted bool // counts as a channel
+	uid     uint32 // GUARDED_BY(b.mu)
+	memory  int64  // GUARDED_BY(b.mu)
+	counted bool   // GUARDED_BY(b.mu): counts as a channel
 }
 
 // NewAccount counts a new channel of owner uid and charges it base bytes

@@ -37,7 +37,7 @@ const channelCost = 1024
 // found by name but not listed: the root lists channels only.
 const (
 	limitsName               = ".limits"
-	limitsNode   fuse.NodeID = 1 << 63 // never a channel's: those are serial<<kindBits | kind
+	limitsNode   fuse.NodeID = 2 // serial 0, kind 2: never a channel's (serials start at 1) nor a msg instance's
 	limitsPerm               = 0o444
 	fdHeadroom               = 64 // descriptors under RLIMIT_NOFILE not given to memfds
 	fdReserveLen             = 8  // descriptors held for shutdown
@@ -188,9 +188,8 @@ func (s *Server) limitsAttr() fuse.Attr {
 }
 
 // lookupLimits answers a LOOKUP of the limits file in the root.
-func (s *Server) lookupLimits(r *fuse.LookupRequest) error {
-	r.Respond(&fuse.LookupResponse{Node: limitsNode, EntryValid: entryValid, Attr: s.limitsAttr()})
-	return nil
+func (s *Server) lookupLimits(r *fuse.LookupRequest) (*fuse.LookupResponse, error) {
+	return &fuse.LookupResponse{Node: limitsNode, EntryValid: entryValid, Attr: s.limitsAttr()}, nil
 }
 
 // openLimits opens the limits file; what it shows depends on who opens it.

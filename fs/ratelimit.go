@@ -21,8 +21,8 @@ const (
 type logLimiter struct {
 	burst, rate float64
 
-	mu    sync.Mutex // guards users
-	users map[logKey]*logBucket
+	mu    sync.Mutex            // guards users and their buckets
+	users map[logKey]*logBucket // GUARDED_BY(mu)
 }
 
 // logKey is what lines are counted by.

@@ -46,12 +46,14 @@ type Server struct {
 	served  chan struct{} // closed when Serve returns
 	lim     *limitsState
 
-	mu         sync.RWMutex        // guards the fields below and every channel's namespace fields
-	names      map[string]*channel // live channels by name
-	channels   map[uint64]*channel // by serial: live ones, and removed ones the kernel still knows
-	handles    map[fuse.HandleID]handle
-	nextSerial uint64
-	nextHandle fuse.HandleID
+	mu         sync.RWMutex                 // guards the fields below and every channel's namespace fields
+	names      map[string]*channel          // GUARDED_BY(mu); live channels by name
+	channels   map[uint64]*channel          // GUARDED_BY(mu); by serial: live ones, and removed ones the kernel still knows
+	msgNodes   map[fuse.NodeID]*msgInstance // GUARDED_BY(mu)
+	handles    map[fuse.HandleID]handle     // GUARDED_BY(mu)
+	nextSerial uint64                       // GUARDED_BY(mu)
+	nextMsg    uint64                       // GUARDED_BY(mu); the last msg instance's number
+	nextHandle fuse.HandleID                // GUARDED_BY(mu)
 }
 
 func newServer(cfg Config, conn *fuse.Conn) *Server {
@@ -71,6 +73,7 @@ func newServer(cfg Config, conn *fuse.Conn) *Server {
 		lim:      newLimitsState(cfg),
 		names:    make(map[string]*channel),
 		channels: make(map[uint64]*channel),
+		msgNodes: make(map[fuse.NodeID]*msgInstance),
 		handles:  make(map[fuse.HandleID]handle),
 	}
 }
@@ -263,10 +266,28 @@ func (s *Server) release(id fuse.HandleID) {
 	}
 }
 
+// directFile is a handle opened with direct I/O whose reads take or
+// generate content (msg, ctl, status).
+type directFile interface {
+	directIO()
+}
+
 func (s *Server) read(r *fuse.ReadRequest) error {
 	h, err := s.handleOf(r.Handle)
 	if err != nil {
 		return err
+	}
+	if _, ok := h.(directFile); ok && !r.Dir && r.Flags&fuse.ReadLockOwner == 0 {
+		// Only read(2) and its kin (direct I/O) send a READ with a lock
+		// owner. One without comes from the page cache: sendfile, splice
+		// and copy_file_range in kernels that send direct-I/O files to
+		// filemap_splice_read, readahead(2), fadvise, a private mapping.
+		// It would take a message into a cache page that other readers
+		// then see, or that nobody reads; a parked one would hold the
+		// page's lock. Refused at once, it takes nothing, and sendfile's
+		// users (busybox cat, Python's shutil, Go's io.Copy) fall back to
+		// read(2) on EINVAL.
+		return fmt.Errorf("page-cache read of a direct-I/O file (sendfile, splice, readahead or mmap): %w", errPageCacheRead)
 	}
 	switch h := h.(type) {
 	case requestReader:
@@ -338,6 +359,7 @@ func errnoName(e syscall.Errno) string {
 type Stats struct {
 	Channels        int // live channels
 	RemovedChannels int // removed, but still known to the kernel
+	MsgNodes        int // msg instances the kernel holds (see msgInstanceBit)
 	Handles         int // open files and directories
 	Parked          int // requests waiting in a channel
 }
@@ -348,6 +370,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Channels:        len(s.names),
 		RemovedChannels: len(s.channels) - len(s.names),
+		MsgNodes:        len(s.msgNodes),
 		Handles:         len(s.handles),
 	}
 	s.mu.RUnlock()

@@ -17,10 +17,15 @@ type textHandle struct {
 	generate func() ([]byte, error)
 
 	mu   sync.Mutex // guards snap
-	snap []byte
+	snap []byte     // GUARDED_BY(mu)
 }
 
-var _ reader = (*textHandle)(nil)
+var (
+	_ reader     = (*textHandle)(nil)
+	_ directFile = (*textHandle)(nil)
+)
+
+func (t *textHandle) directIO() {}
 
 func (t *textHandle) readAt(off int64, size int) ([]byte, error) {
 	t.mu.Lock()
@@ -46,7 +51,7 @@ type ctlHandle struct {
 	c *channel
 
 	errMu   sync.Mutex // guards lastErr
-	lastErr string     // why the last write failed; "" after a success
+	lastErr string     // GUARDED_BY(errMu): why the last write failed; "" after a success
 }
 
 var _ requestWriter = (*ctlHandle)(nil)
@@ -57,18 +62,36 @@ func newCtlHandle(s *Server, c *channel) *ctlHandle {
 	return h
 }
 
-func (h *ctlHandle) settings() ([]byte, error) {
-	if h.c.removed.Load() {
+// generatedText returns the content of a channel's ctl or status file now.
+func generatedText(c *channel, k kind) ([]byte, error) {
+	if k == kindCtl {
+		return ctlText(c)
+	}
+	return statusText(c)
+}
+
+// ctlText is what ctl reads back: the channel's settings.
+func ctlText(c *channel) ([]byte, error) {
+	if c.removed.Load() {
 		return nil, errRemoved
 	}
-	st := h.c.queue.Stats()
-	settings := ctl.Settings{QueueBytes: st.MaxBytes, QueueMsgs: st.MaxMsgs, HungUp: st.HungUp}.Format()
+	st := c.queue.Stats()
+	return ctl.Settings{QueueBytes: st.MaxBytes, QueueMsgs: st.MaxMsgs, HungUp: st.HungUp}.Format(), nil
+}
+
+// settings is what this open ctl file reads: after a failed write, the
+// error line, then ctlText.
+func (h *ctlHandle) settings() ([]byte, error) {
+	text, err := ctlText(h.c)
+	if err != nil {
+		return nil, err
+	}
 	h.errMu.Lock()
 	defer h.errMu.Unlock()
 	if h.lastErr != "" {
-		return append([]byte("error: "+h.lastErr+"\n"), settings...), nil
+		return append([]byte("error: "+h.lastErr+"\n"), text...), nil
 	}
-	return settings, nil
+	return text, nil
 }
 
 // write carries out the commands of one write, all or none, and logs each
@@ -130,31 +153,34 @@ func (h *ctlHandle) apply(data []byte, uid, pid uint32) error {
 
 // newStatusHandle opens a channel's status file.
 func newStatusHandle(s *Server, c *channel) *textHandle {
-	return &textHandle{generate: func() ([]byte, error) {
-		if c.removed.Load() {
-			return nil, errRemoved
-		}
-		st := c.queue.Stats()
-		var b strings.Builder
-		for _, kv := range []struct {
-			key string
-			val any
-		}{
-			{"messages", st.Messages},
-			{"bytes", st.Bytes},
-			{"readers", st.Readers},
-			{"writers", st.Writers},
-			{"blocked_readers", st.BlockedReaders},
-			{"blocked_writers", st.BlockedWriters},
-			{"sent", st.Sent},
-			{"received", st.Received},
-			{"truncated", st.Truncated},
-			{"shm_size", c.shm.Size()},
-			{"hungup", st.HungUp},
-			{"memory", c.acct.Memory()},
-		} {
-			fmt.Fprintf(&b, "%s %v\n", kv.key, kv.val)
-		}
-		return []byte(b.String()), nil
-	}}
+	return &textHandle{generate: func() ([]byte, error) { return statusText(c) }}
+}
+
+// statusText is what status reads: the channel's counters.
+func statusText(c *channel) ([]byte, error) {
+	if c.removed.Load() {
+		return nil, errRemoved
+	}
+	st := c.queue.Stats()
+	var b strings.Builder
+	for _, kv := range []struct {
+		key string
+		val any
+	}{
+		{"messages", st.Messages},
+		{"bytes", st.Bytes},
+		{"readers", st.Readers},
+		{"writers", st.Writers},
+		{"blocked_readers", st.BlockedReaders},
+		{"blocked_writers", st.BlockedWriters},
+		{"sent", st.Sent},
+		{"received", st.Received},
+		{"truncated", st.Truncated},
+		{"shm_size", c.shm.Size()},
+		{"hungup", st.HungUp},
+		{"memory", c.acct.Memory()},
+	} {
+		fmt.Fprintf(&b, "%s %v\n", kv.key, kv.val)
+	}
+	return []byte(b.String()), nil
 }

@@ -16,6 +16,16 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 	if err := checkName(r.Name); err != nil {
 		return err
 	}
+	resp, err := s.lookupLocked(r)
+	if err != nil {
+		return err
+	}
+	r.Respond(resp) // not under Server.mu: the reply may wait for the kernel
+	return nil
+}
+
+// lookupLocked is lookup's work under Server.mu.
+func (s *Server) lookupLocked(r *fuse.LookupRequest) (*fuse.LookupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var c *channel
@@ -26,26 +36,38 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 	if r.Node == fuse.RootID {
 		var ok bool
 		if c, ok = s.names[r.Name]; !ok {
-			return fmt.Errorf("lookup %q: %w", r.Name, errNoEntry)
+			return nil, fmt.Errorf("lookup %q: %w", r.Name, errNoEntry)
 		}
 	} else {
 		dir, dk, err := s.channelOf(r.Node)
 		if err != nil || dk != kindDir || dir.removed.Load() {
-			return fmt.Errorf("lookup %q in node %v: %w", r.Name, r.Node, errNoEntry)
+			return nil, fmt.Errorf("lookup %q in node %v: %w", r.Name, r.Node, errNoEntry)
 		}
 		var ok bool
 		if k, ok = entryKind(r.Name); !ok {
-			return fmt.Errorf("lookup %q in channel %q: %w", r.Name, dir.name, errNoEntry)
+			return nil, fmt.Errorf("lookup %q in channel %q: %w", r.Name, dir.name, errNoEntry)
 		}
 		c = dir
 	}
 	c.lookups++
-	r.Respond(&fuse.LookupResponse{
+	resp := &fuse.LookupResponse{
 		Node:       nodeID(c.serial, k),
 		EntryValid: entryValid,
 		Attr:       c.attr(k),
-	})
-	return nil
+	}
+	if k == kindMsg {
+		resp.Node, resp.EntryValid = s.newMsgInstance(c), 0
+	}
+	return resp, nil
+}
+
+// newMsgInstance returns a new node for c's msg (see msgInstanceBit),
+// holding one kernel reference. Requires Server.mu.
+func (s *Server) newMsgInstance(c *channel) fuse.NodeID {
+	s.nextMsg++
+	id := fuse.NodeID(msgInstanceBit | s.nextMsg)
+	s.msgNodes[id] = &msgInstance{c: c, lookups: 1}
+	return id
 }
 
 // attr returns any node's attributes.
@@ -75,6 +97,12 @@ func (s *Server) forget(id fuse.NodeID, n uint64) {
 	c, _, err := s.channelOf(id)
 	if err != nil {
 		return
+	}
+	if m, ok := s.msgNodes[id]; ok {
+		n = min(n, m.lookups)
+		if m.lookups -= n; m.lookups == 0 {
+			delete(s.msgNodes, id)
+		}
 	}
 	c.lookups -= min(n, c.lookups)
 	s.dropIfForgotten(c)
@@ -148,10 +176,10 @@ func (s *Server) truncate(c *channel, k kind, size uint64) error {
 	switch k {
 	case kindShm:
 		if size > math.MaxInt64 { // the kernel's limit is below, but keep the conversion honest
-			return fmt.Errorf("truncate shm of %q to %d: %w", c.name, size, shmregion.ErrTooLarge)
+			return fmt.Errorf("truncate shm of %q to %d: %w", s.nameOf(c), size, shmregion.ErrTooLarge)
 		}
 		if err := c.shm.Truncate(int64(size)); err != nil {
-			return fmt.Errorf("truncate shm of channel %q: %w", c.name, err)
+			return fmt.Errorf("truncate shm of channel %q: %w", s.nameOf(c), err)
 		}
 		return nil
 	case kindMsg, kindCtl:
@@ -167,11 +195,23 @@ func (s *Server) truncate(c *channel, k kind, size uint64) error {
 // invalidateFiles makes the kernel forget the cached attributes of a
 // channel's files, whose modes and owners follow the directory's.
 func (s *Server) invalidateFiles(c *channel) {
+	s.mu.RLock()
+	name := c.name
+	nodes := make([]fuse.NodeID, 0, len(channelEntries))
 	for _, e := range channelEntries {
+		nodes = append(nodes, nodeID(c.serial, e.kind))
+	}
+	for id, m := range s.msgNodes {
+		if m.c == c {
+			nodes = append(nodes, id)
+		}
+	}
+	s.mu.RUnlock()
+	for _, id := range nodes {
 		// Offset -1: attributes only. (Offset 0 would drop shm's cached pages.)
-		err := s.conn.InvalidateNode(nodeID(c.serial, e.kind), -1, 0)
+		err := s.conn.InvalidateNode(id, -1, 0)
 		if err != nil && !errors.Is(err, fuse.ErrNotCached) {
-			s.log.Warn("invalidating cached attributes failed", "channel", c.name, "file", e.name, "err", err)
+			s.log.Warn("invalidating cached attributes failed", "channel", name, "node", id, "err", err)
 		}
 	}
 }
@@ -191,7 +231,9 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	s.mu.Lock()
 	c, k, err := s.channelOf(r.Node)
 	if err == nil && c.removed.Load() {
-		err = errRemoved
+		// The path was looked up before an rmdir that came first: as if
+		// the lookup had come after it.
+		err = errNoEntry
 	}
 	if err == nil {
 		err = checkOpen(c, k, write, r.Header.Uid)
@@ -211,22 +253,24 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	switch k {
 	case kindMsg:
 		h = newMsgHandle(s, c, read, write)
-		// Direct I/O: one write(2) is one WRITE, one read(2) one READ. Seekable,
-		// so that tools which read ahead and seek back keep working.
-		flags = fuse.OpenDirectIO
+		// Direct I/O: one write(2) is one WRITE, one read(2) one READ.
+		// Seekable, so that tools which read ahead and seek back keep
+		// working. Writes in parallel (see msgSize), no FLUSH at close:
+		// the kernel takes the inode lock for FLUSH.
+		flags = fuse.OpenDirectIO | fuse.OpenParallelDirectWrites | fuse.OpenNoFlush
 	case kindShm:
 		h = &shmHandle{s: s, c: c}
 		// Cached, so that every mapping shares the page cache; kept across opens.
 		flags = fuse.OpenKeepCache
 	case kindCtl:
 		h = newCtlHandle(s, c)
-		flags = fuse.OpenDirectIO
+		flags = fuse.OpenDirectIO | fuse.OpenNoFlush
 	case kindStatus:
 		if write {
 			return fmt.Errorf("open status of %q for writing: %w", name, errReadOnly)
 		}
 		h = newStatusHandle(s, c)
-		flags = fuse.OpenDirectIO
+		flags = fuse.OpenDirectIO | fuse.OpenNoFlush
 	default:
 		return fmt.Errorf("open node %v: %w", r.Node, errNotPermitted)
 	}

@@ -381,9 +381,10 @@ func (r *Region) Close() error {
 // that a process keeps the descriptors it needs for everything else. The
 // zero value and nil have no limit. Safe for concurrent use.
 type FileLimit struct {
-	mu   sync.Mutex
-	max  int // 0: no limit
-	used int
+	max int // 0: no limit; immutable
+
+	mu   sync.Mutex // guards used
+	used int        // GUARDED_BY(mu)
 }
 
 // NewFileLimit returns a limit of max memory files (max ≤ 0: no limit).
