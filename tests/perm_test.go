@@ -143,7 +143,7 @@ func testModeBits(t *testing.T, u *userMount) {
 	r.want("open r "+u.at("public/msg")+" r", "ok")
 	r.want("read r 100", `ok "from nobody"`)
 	// Only the owner (and root) may write ctl and resize shm (limits_test.go).
-	o.want("stat "+u.at("public/ctl"), "ok type=file mode=0644 uid=0 gid=0 size=0")
+	o.want("stat "+u.at("public/ctl"), "ok type=file mode=0644 uid=0 gid=0 size=50")
 	o.want("open c "+u.at("public/ctl")+" w", "EACCES")
 	o.want("open c "+u.at("public/ctl")+" r", "ok")
 	o.want("open s "+u.at("public/status")+" w", "EACCES")
