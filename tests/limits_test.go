@@ -64,7 +64,19 @@ func (u *userMount) limitclient(t *testing.T, uid int, args ...string) string {
 	if uid >= 0 {
 		argv = append([]string{"setpriv", "--reuid", strconv.Itoa(uid), "--regid", strconv.Itoa(uid), "--clear-groups"}, argv...)
 	}
-	return strings.TrimSpace(run(t, argv[0], argv[1:]...))
+	for try := 0; ; try++ {
+		out, errOut, err := runErr(argv[0], argv[1:]...)
+		// A child forked by another test while we were copying may hold
+		// the copy open for writing until it execs (ETXTBSY): try again.
+		if err != nil && strings.Contains(err.Error(), "text file busy") && try < 100 {
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v\nstdout:\n%s\nstderr:\n%s", argv, err, out, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
 }
 
 // wantMode checks what stat says of path, but its size.
