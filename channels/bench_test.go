@@ -117,3 +117,39 @@ func BenchmarkContended(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTrySendReceive is the daemon's fast path (TrySend, TryReceive),
+// with and without a budget (each message charged and given back by Done).
+func BenchmarkTrySendReceive(b *testing.B) {
+	for _, budget := range []bool{false, true} {
+		name := "nobudget"
+		if budget {
+			name = "budget"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := mustNew(b, Limits{MaxBytes: 1 << 20, MaxMsgs: 64})
+			if budget {
+				a, err := NewBudget(BudgetLimits{MaxMemory: 1 << 30, UserMemory: 1 << 29}).NewAccount(1, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if c, err = NewInBudget(Limits{MaxBytes: 1 << 20, MaxMsgs: 64}, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.TrySend(msg); err != nil {
+					b.Fatal(err)
+				}
+				m, err := c.TryReceive()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Done(m)
+				msg = m
+			}
+		})
+	}
+}

@@ -129,6 +129,7 @@ func (l *waitList) remove(w *Waiter) {
 type settlement struct {
 	done  []completion
 	wakes []*Watch
+	retry []*Channel // channels of the budget to retry: memory was released
 }
 
 type completion struct {
@@ -149,5 +150,8 @@ func (s *settlement) run() {
 	}
 	for _, w := range s.wakes {
 		w.fire()
+	}
+	for _, c := range s.retry {
+		c.retryAdmission()
 	}
 }
