@@ -49,10 +49,10 @@ func BenchmarkSendReceiveContext(b *testing.B) {
 	b.SetBytes(64)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.SendContext(ctx, msg); err != nil {
+		if err := c.sendContext(ctx, msg); err != nil {
 			b.Fatal(err)
 		}
-		m, err := c.ReceiveContext(ctx)
+		m, err := c.receiveContext(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func BenchmarkContended(b *testing.B) {
 				for range receivers {
 					wg.Go(func() {
 						for {
-							if _, err := c.ReceiveContext(context.Background()); err != nil {
+							if _, err := c.receiveContext(context.Background()); err != nil {
 								if err != io.EOF {
 									b.Error(err)
 								}
@@ -104,7 +104,7 @@ func BenchmarkContended(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					ctx := context.Background()
 					for pb.Next() {
-						if err := c.SendContext(ctx, make([]byte, size)); err != nil {
+						if err := c.sendContext(ctx, make([]byte, size)); err != nil {
 							b.Error(err)
 							return
 						}

@@ -336,7 +336,7 @@ func TestBudgetStress(t *testing.T) {
 	for i, c := range chans {
 		wg.Go(func() {
 			for j := range perSender {
-				if err := c.SendContext(context.Background(), []byte(fmt.Sprintf("%d", j))); err != nil {
+				if err := c.sendContext(context.Background(), []byte(fmt.Sprintf("%d", j))); err != nil {
 					t.Error(err)
 					return
 				}
@@ -344,7 +344,7 @@ func TestBudgetStress(t *testing.T) {
 		})
 		wg.Go(func() {
 			for j := range perSender {
-				m, err := c.ReceiveContext(context.Background())
+				m, err := c.receiveContext(context.Background())
 				if err != nil || string(m) != fmt.Sprintf("%d", j) {
 					t.Errorf("channel %d: got %q, %v; want %d", i, m, err, j)
 					return
