@@ -10,7 +10,8 @@ import (
 	"github.com/ipcfs/ipcfs/ctl"
 )
 
-// textHandle is an open file whose content is generated: a snapshot taken
+// textHandle is an open file whose content is generated (ctl, status, and
+// directories' listings, read by READDIR): a snapshot taken
 // when reading starts at offset 0 (so `cat` sees one consistent state and
 // a reader that preads offset 0 again sees a fresh one).
 type textHandle struct {

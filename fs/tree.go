@@ -228,7 +228,10 @@ func (s *Server) invalidateFiles(c *channel) {
 // open opens a directory or one of a channel's files.
 func (s *Server) open(r *fuse.OpenRequest) error {
 	if r.Dir {
-		h := &dirHandle{s: s, node: r.Node}
+		// A listing is a snapshot taken when reading starts (offset 0),
+		// so a listing in progress is consistent.
+		node := r.Node
+		h := &textHandle{generate: func() ([]byte, error) { return s.listing(node), nil }}
 		r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h)})
 		return nil
 	}
