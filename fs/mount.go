@@ -48,12 +48,20 @@ func Mount(cfg Config) (*Server, error) {
 	if cfg.AllowOther {
 		opts = append(opts, fuse.AllowOther())
 	}
+	if cfg.Passthrough {
+		opts = append(opts, fuse.Passthrough())
+	}
 	conn, err := fuse.Mount(mnt, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	s.conn = conn
-	if !cfg.StrictDirtyLimit {
+	shmPath := "page cache"
+	if conn.Passthrough() {
+		shmPath = "passthrough"
+	}
+	s.log.Info("shm mappings", "path", shmPath, "asked_passthrough", cfg.Passthrough)
+	if !cfg.StrictDirtyLimit && !conn.Passthrough() {
 		s.liftDirtyLimit()
 	}
 	s.lim.holdReserve()
