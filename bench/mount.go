@@ -189,12 +189,12 @@ func readBdi(mnt string) *Bdi {
 }
 
 // shmPath returns how the daemon whose JSON log is log serves shm
-// mappings, from its "shm mappings" line, or "" if it never said.
+// mappings, from its "mounted" line, or "" if it never said.
 func shmPath(log string) string {
 	for _, line := range strings.Split(log, "\n") {
-		var rec struct{ Msg, Path string }
-		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "shm mappings" {
-			return rec.Path
+		var rec struct{ Msg, Shm string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "mounted" {
+			return rec.Shm
 		}
 	}
 	return ""

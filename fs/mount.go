@@ -56,11 +56,6 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	s.conn = conn
-	shmPath := "page cache"
-	if conn.Passthrough() {
-		shmPath = "passthrough"
-	}
-	s.log.Info("shm mappings", "path", shmPath, "asked_passthrough", cfg.Passthrough)
 	if !cfg.StrictDirtyLimit && !conn.Passthrough() {
 		s.liftDirtyLimit()
 	}
@@ -160,6 +155,16 @@ func (s *Server) Shutdown() {
 		s.log.Info("mount still in use after lazy unmount; its open files fail once this process exits")
 	}
 	s.logSuppressed(s.lim.logs.flush(time.Now(), true))
+}
+
+// ShmPath says how processes' mappings of shm are served: "passthrough"
+// (the kernel maps each region's memory file) or "page cache" (the mount's
+// page cache, filled and written back through the daemon).
+func (s *Server) ShmPath() string {
+	if s.conn.Passthrough() {
+		return "passthrough"
+	}
+	return "page cache"
 }
 
 // Mountpoint returns the absolute path the server is mounted on.

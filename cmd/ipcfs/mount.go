@@ -120,7 +120,7 @@ func mountCmd(args []string, form mountForm) int {
 		srv.Serve()
 		close(served)
 	}()
-	log.Info("mounted", "mountpoint", srv.Mountpoint())
+	log.Info("mounted", "mountpoint", srv.Mountpoint(), "shm", srv.ShmPath())
 	notify(log, sdnotify.Ready)
 	if bg != nil {
 		bg.Ready()
