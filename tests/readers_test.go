@@ -584,25 +584,49 @@ func wantTakenOnce(t *testing.T, p *prober, ch, what, ans string) {
 	}
 }
 
-// Each subtest mounts a daemon of its own: a failed one kills its daemon
-// (abortOnFailure).
+// testSendfileSplice calls sendfile or splice twice with M1 and M2 queued:
+// both fail with EINVAL, taking nothing, or they behave as read(2) does and
+// return M1, then M2. Each subtest mounts a daemon of its own: a failed one
+// kills its daemon (abortOnFailure).
 func testSendfileSplice(t *testing.T, _ *daemon) {
-	calls := []string{"sendfile r 65536", "sendfile r 65536 0", "splice r 65536", "splice r 65536 0"}
 	for _, setup := range readerSetups {
-		for _, call := range calls {
-			t.Run(fmt.Sprintf("%s, %s", call, setup), func(t *testing.T) {
-				d := mount(t)
-				ch := d.channel("c")
-				p := readtool(t, d)
-				setupReader(t, p, filepath.Join(ch, "msg"), setup)
-				wantTakenOnce(t, p, ch, call, p.do(call))
-				// A second call: EINVAL again, or M2 (never M1 again).
-				if ans := p.do(call); ans != "EINVAL" {
-					if data, ok := okData(ans); ok && data == "M1" {
-						t.Errorf("second %s returned M1 again", call)
-					}
+		for _, fn := range []string{"sendfile", "splice"} {
+			for _, explicit := range []bool{false, true} {
+				name := fn + " at the file position, " + setup
+				if explicit {
+					name = fn + " at explicit offsets, " + setup
 				}
-			})
+				t.Run(name, func(t *testing.T) {
+					d := mount(t)
+					ch := d.channel("c")
+					msg := filepath.Join(ch, "msg")
+					p := readtool(t, d)
+					setupReader(t, p, msg, setup)
+					call := func(off int) string {
+						if explicit {
+							return fmt.Sprintf("%s r 65536 %d", fn, off)
+						}
+						return fn + " r 65536"
+					}
+					first := p.do(call(0))
+					d1, ok1 := okData(first)
+					second := p.do(call(len(d1)))
+					d2, ok2 := okData(second)
+					switch {
+					case first == "EINVAL" && second == "EINVAL":
+						wantCounters(t, ch, "after two calls failed with EINVAL", 2, 2, 0, 0)
+						if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M1", "M2"}) {
+							t.Errorf("after two calls failed with EINVAL the queue held %q, want M1 and M2", got)
+						}
+					case ok1 && d1 == "M1" && ok2 && d2 == "M2":
+						wantCounters(t, ch, "after two calls returned M1 and M2", 0, 2, 2, 0)
+					default:
+						t.Errorf("%s, then %s, with M1 and M2 queued: %s, then %s; want EINVAL twice, or M1 then M2 (status %s)",
+							call(0), call(len(d1)), first, second, counters(t, ch))
+						t.Logf("the queue then held %q", drainNonblock(t, p, msg))
+					}
+				})
+			}
 		}
 	}
 }
