@@ -26,6 +26,7 @@ import (
 var readersTests = map[string]func(t *testing.T, d *daemon){
 	"busybox cat msg streams every message until hangup": testBusyboxCatMsg,
 	"busybox cat status and ctl":                         testBusyboxCatText,
+	"sendfile of status and ctl":                         testSendfileText,
 	"busybox cat blocked: a writer never waits in D":     testBusyboxCatDeadlock,
 	"Python shutil.copyfile of status, ctl and msg":      testPyCopyfile,
 	"Go io.Copy to TCP from msg and status":              testGoCopyTCP,
@@ -358,6 +359,30 @@ func testBusyboxCatText(t *testing.T, d *daemon) {
 		if out != string(want) {
 			t.Errorf("busybox cat %s printed %q, want %q", name, out, want)
 		}
+	}
+}
+
+// testSendfileText: sendfile of ctl and status (issue 8: they read as
+// empty through sendfile) gives their content, or fails with EINVAL so
+// that a tool falls back to read(2); never an empty success.
+func testSendfileText(t *testing.T, d *daemon) {
+	ch := d.channel("text")
+	writeMsgs(t, filepath.Join(ch, "msg"), "a", "bb")
+	p := readtool(t, d)
+	for _, name := range []string{"status", "ctl"} {
+		path := filepath.Join(ch, name)
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.want("open f "+q(path)+" r", "ok")
+		for _, call := range []string{"sendfile f 65536 0", "splice f 65536 0"} {
+			ans := p.do(call)
+			if data, ok := okData(ans); ans != "EINVAL" && (!ok || data != string(want)) {
+				t.Errorf("%s of %s: %s, want EINVAL or %q", call, name, ans, want)
+			}
+		}
+		p.want("close f", "ok")
 	}
 }
 
