@@ -74,52 +74,21 @@ func (e *env) roundTrip(ctx context.Context, t string, size int) ([]int64, error
 	g := e.group(ctx, e.timeout())
 	defer g.cancel()
 	common := []string{"-size", strconv.Itoa(size)}
-	var pingFiles, pongFiles []*os.File
-	var pingArgs, pongArgs []string
-	var chans []string
-	switch t {
-	case Pipe:
-		abR, abW, err := g.pipe()
-		if err != nil {
-			return nil, err
-		}
-		baR, baW, err := g.pipe()
-		if err != nil {
-			return nil, err
-		}
-		pingFiles = []*os.File{abW, baR}
-		pongFiles = []*os.File{baW, abR}
-	case Socket:
-		a, b, err := g.socketpair()
-		if err != nil {
-			return nil, err
-		}
-		pingFiles = []*os.File{a, a}
-		pongFiles = []*os.File{b, b}
-	case Msg:
-		a, err := e.channel()
-		if err != nil {
-			return nil, err
-		}
-		b, err := e.channel()
-		if err != nil {
-			return nil, err
-		}
-		chans = []string{a, b}
-		pingArgs = []string{"-out", a + "/msg", "-in", b + "/msg", "-hangup", a + "/ctl"}
-		pongArgs = []string{"-in", a + "/msg", "-out", b + "/msg"}
-	}
-	if err := g.start(rolePong, pongFiles, append(common, pongArgs...)...); err != nil {
+	l, err := e.connect(g, t, true)
+	if err != nil {
 		return nil, err
 	}
-	if err := g.start(rolePing, pingFiles, append(append(common, pingArgs...), "-dur", e.slice().String())...); err != nil {
+	if err := g.start(rolePong, l.bFiles, append(common, l.bArgs...)...); err != nil {
+		return nil, err
+	}
+	if err := g.start(rolePing, l.aFiles, append(append(common, l.aArgs...), "-dur", e.slice().String())...); err != nil {
 		return nil, err
 	}
 	res, err := g.wait()
 	if err != nil {
 		return nil, err
 	}
-	if err := removeChannels(chans...); err != nil {
+	if err := removeChannels(l.channels...); err != nil {
 		return nil, err
 	}
 	return res[1].Samples, nil
@@ -155,44 +124,21 @@ func (e *env) oneWay(ctx context.Context, t string, size int) (rateParts, error)
 	g := e.group(ctx, e.timeout())
 	defer g.cancel()
 	common := []string{"-size", strconv.Itoa(size)}
-	var sendFiles, recvFiles []*os.File
-	var sendArgs, recvArgs []string
-	var chans []string
-	switch t {
-	case Pipe:
-		r, w, err := g.pipe()
-		if err != nil {
-			return rateParts{}, err
-		}
-		sendFiles = []*os.File{w}
-		recvFiles = []*os.File{nil, r}
-	case Socket:
-		a, b, err := g.socketpair()
-		if err != nil {
-			return rateParts{}, err
-		}
-		sendFiles = []*os.File{a}
-		recvFiles = []*os.File{nil, b}
-	case Msg:
-		a, err := e.channel()
-		if err != nil {
-			return rateParts{}, err
-		}
-		chans = []string{a}
-		sendArgs = []string{"-out", a + "/msg", "-hangup", a + "/ctl"}
-		recvArgs = []string{"-in", a + "/msg"}
-	}
-	if err := g.start(roleRecv, recvFiles, append(common, recvArgs...)...); err != nil {
+	l, err := e.connect(g, t, false)
+	if err != nil {
 		return rateParts{}, err
 	}
-	if err := g.start(roleSend, sendFiles, append(append(common, sendArgs...), "-dur", e.slice().String())...); err != nil {
+	if err := g.start(roleRecv, l.bFiles, append(common, l.bArgs...)...); err != nil {
+		return rateParts{}, err
+	}
+	if err := g.start(roleSend, l.aFiles, append(append(common, l.aArgs...), "-dur", e.slice().String())...); err != nil {
 		return rateParts{}, err
 	}
 	res, err := g.wait()
 	if err != nil {
 		return rateParts{}, err
 	}
-	if err := removeChannels(chans...); err != nil {
+	if err := removeChannels(l.channels...); err != nil {
 		return rateParts{}, err
 	}
 	recv := res[0]

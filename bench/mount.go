@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,10 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ipcfs/ipcfs/internal/daemon"
 	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
 
@@ -28,10 +27,7 @@ type env struct {
 	seq    int    // for unique channel names
 	bdi    *Bdi   // the mount's writeback settings, if known
 
-	daemon    *exec.Cmd
-	daemonLog *logTail
-	exited    chan struct{} // closed when the daemon has exited
-	exitErr   error         // valid once exited is closed
+	daemon *daemon.Daemon
 }
 
 // open makes the temporary directories and mounts.
@@ -63,47 +59,21 @@ func (e *env) open(ctx context.Context) error {
 
 // startDaemon runs `ipcfs mount` on e.mnt and waits until it is mounted.
 func (e *env) startDaemon(ctx context.Context) error {
-	args := append([]string{"mount", "--log-format", "json", "--log-level", "info"}, e.cfg.DaemonArgs...)
-	cmd := exec.Command(e.cfg.Exe, append(args, e.mnt)...)
-	// Its own process group: Ctrl-C reaches only us, and we stop the
-	// daemon after its clients. If we die, it gets SIGTERM and unmounts.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	stderr, err := cmd.StderrPipe()
+	d, err := daemon.Start(ctx, daemon.Config{
+		Exe:        e.cfg.Exe,
+		Mountpoint: e.mnt,
+		Args:       append([]string{"--log-format", "json", "--log-level", "info"}, e.cfg.DaemonArgs...),
+		// Its own process group: Ctrl-C reaches only us, and we stop the
+		// daemon after its clients. If we die, it gets SIGTERM and unmounts.
+		SysProcAttr:  &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM},
+		KeepLines:    50, // for error messages
+		MountTimeout: 30 * time.Second,
+	})
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("bench: starting the daemon: %w", err)
-	}
-	e.daemon = cmd
-	e.daemonLog = &logTail{}
-	e.exited = make(chan struct{})
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		mounted := false
-		for sc.Scan() {
-			line := sc.Text()
-			e.daemonLog.add(line)
-			if !mounted && strings.Contains(line, `"msg":"mounted"`) {
-				mounted = true
-				close(ready)
-			}
-		}
-		e.exitErr = cmd.Wait()
-		close(e.exited)
-	}()
-	select {
-	case <-ready:
-		return nil
-	case <-e.exited:
-		return fmt.Errorf("bench: the daemon exited before mounting (%v):\n%s", e.exitErr, e.daemonLog)
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(30 * time.Second):
-		return fmt.Errorf("bench: the daemon did not mount within 30s:\n%s", e.daemonLog)
-	}
+	e.daemon = d
+	return nil
 }
 
 // close stops the daemon, makes sure nothing stays mounted, and removes
@@ -112,16 +82,8 @@ func (e *env) close() error {
 	var errs []error
 	if e.daemon != nil {
 		e.prog.set("unmounting")
-		e.daemon.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-			if e.exitErr != nil {
-				errs = append(errs, fmt.Errorf("bench: the daemon exited with %v:\n%s", e.exitErr, e.daemonLog))
-			}
-		case <-time.After(15 * time.Second):
-			e.daemon.Process.Kill()
-			<-e.exited
-			errs = append(errs, fmt.Errorf("bench: the daemon did not exit within 15s of SIGTERM; killed:\n%s", e.daemonLog))
+		if err := e.daemon.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("bench: the daemon: %v:\n%s", err, e.daemon.Log()))
 		}
 	}
 	if e.mnt != "" {
@@ -187,25 +149,4 @@ func readBdi(mnt string) *Bdi {
 		MaxBytes:    num("max_bytes"),
 		ReadAheadKB: num("read_ahead_kb"),
 	}
-}
-
-// logTail keeps the last lines of the daemon's log, for error messages.
-type logTail struct {
-	mu    sync.Mutex // guards lines
-	lines []string
-}
-
-func (l *logTail) add(line string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.lines) == 50 {
-		l.lines = l.lines[1:]
-	}
-	l.lines = append(l.lines, line)
-}
-
-func (l *logTail) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
 }

@@ -162,28 +162,65 @@ func TestSettingsFormat(t *testing.T) {
 	}
 }
 
-// TestParseLinear checks that the worst inputs of the largest size parse
-// quickly: no quadratic behaviour.
+// TestParseLinear checks that Parse takes time linear in its input on the
+// worst inputs: each shape is parsed at half the largest size and at the
+// largest, and twice the bytes must cost about twice the time, not four
+// times (no absolute threshold: the machine's speed does not matter).
 func TestParseLinear(t *testing.T) {
-	inputs := map[string][]byte{
-		"blank lines":   bytes.Repeat([]byte("\n"), MaxInput),
-		"CRLF":          bytes.Repeat([]byte("\r\n"), MaxInput/2),
-		"flushes":       bytes.Repeat([]byte("flush\n"), MaxInput/6),
-		"tabs":          bytes.Repeat([]byte("\t \t \n"), MaxInput/5),
-		"spaced words":  bytes.Repeat([]byte("flush"+strings.Repeat(" ", 4000)+"\n"), 16),
-		"many args bad": append(bytes.Repeat([]byte("flush\n"), 10000), []byte("queue-bytes"+strings.Repeat(" 1", 2000))...),
-		"long last bad": append(bytes.Repeat([]byte("hangup\n"), 8000), bytes.Repeat([]byte("x"), MaxInput-8000*7)...),
+	rep := func(s string, n int) []byte { return bytes.Repeat([]byte(s), max(n, 0)) }
+	// Each makes an input of at most n bytes.
+	inputs := map[string]func(n int) []byte{
+		"blank lines":  func(n int) []byte { return rep("\n", n) },
+		"CRLF":         func(n int) []byte { return rep("\r\n", n/2) },
+		"flushes":      func(n int) []byte { return rep("flush\n", n/6) },
+		"tabs":         func(n int) []byte { return rep("\t \t \n", n/5) },
+		"spaced words": func(n int) []byte { return rep("flush"+strings.Repeat(" ", n/16-6)+"\n", 16) },
+		"many args bad": func(n int) []byte {
+			return append(rep("flush\n", n/7), "queue-bytes"+strings.Repeat(" 1", (n-n/7*6-11)/2)...)
+		},
+		"long last bad": func(n int) []byte {
+			return append(rep("hangup\n", n/8), rep("x", n-n/8*7)...)
+		},
 	}
-	for name, in := range inputs {
-		if len(in) > MaxInput {
-			t.Fatalf("%s: test input of %d bytes is too big", name, len(in))
+	// cost returns the least time, over rounds, of one Parse of in.
+	cost := func(in []byte) time.Duration {
+		reps := 1
+		for {
+			start := time.Now()
+			for range reps {
+				Parse(in)
+			}
+			if d := time.Since(start); d >= 5*time.Millisecond {
+				break
+			}
+			reps *= 2
 		}
-		start := time.Now()
-		for range 10 {
-			Parse(in)
+		best := time.Duration(1<<63 - 1)
+		for range 5 {
+			start := time.Now()
+			for range reps {
+				Parse(in)
+			}
+			best = min(best, time.Since(start)/time.Duration(reps))
 		}
-		if d := time.Since(start) / 10; d > 50*time.Millisecond {
-			t.Errorf("%s: Parse of %d bytes took %v", name, len(in), d)
+		return best
+	}
+	for name, gen := range inputs {
+		half, full := gen(MaxInput/2), gen(MaxInput)
+		if len(full) > MaxInput || len(full) < MaxInput*9/10 || len(half) < len(full)*4/10 {
+			t.Fatalf("%s: test inputs of %d and %d bytes are not about half and all of %d", name, len(half), len(full), MaxInput)
+		}
+		// Interleaved, so that a slow moment of the machine hits both.
+		var dh, df time.Duration
+		for range 3 {
+			dh, df = cost(half), cost(full)
+			if df < 3*dh {
+				break
+			}
+		}
+		if df >= 3*dh {
+			t.Errorf("%s: Parse of %d bytes took %v, of %d bytes %v: %.1f times as long for %.1f times the input (quadratic?)",
+				name, len(half), dh, len(full), df, float64(df)/float64(dh), float64(len(full))/float64(len(half)))
 		}
 	}
 }

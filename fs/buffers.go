@@ -6,11 +6,11 @@ import (
 )
 
 // Buffers for message bodies and shm page-ins, recycled by size class
-// (powers of two from 64 B to 128 KiB) so that the hot paths do not make
+// (powers of two from 64 B to 1 MiB) so that the hot paths do not make
 // garbage at the rate messages flow.
 const (
 	minBufShift = 6  // 64 B
-	maxBufShift = 17 // 128 KiB: the largest WRITE or READ the kernel sends
+	maxBufShift = 20 // 1 MiB: the largest WRITE or READ the kernel sends (max_write)
 )
 
 var bufPools [maxBufShift - minBufShift + 1]sync.Pool

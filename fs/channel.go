@@ -19,6 +19,11 @@ type channel struct {
 	created time.Time
 	removed atomic.Bool // set (under Server.mu) by rmdir; read anywhere
 
+	// What msg's size and mtime report (see msgSize): bytes of every
+	// message sent through this mount's msg files, and when the last was.
+	sentBytes atomic.Int64
+	lastSent  atomic.Int64 // UnixNano; 0 before the first
+
 	// Guarded by Server.mu.
 	name     string
 	uid, gid uint32
@@ -53,9 +58,26 @@ func (c *channel) attr(k kind) fuse.Attr {
 			a.Mode = c.perm & e.perm
 		}
 	}
-	if k == kindShm && !c.shmFreed {
-		a.Size = uint64(c.shm.Size())
-		a.Blocks = (a.Size + 511) / 512
+	switch k {
+	case kindMsg:
+		// Grows like a log file's as messages are sent, so that tail -f
+		// (which polls the size and mtime) reads when one is.
+		a.Size = msgSize + uint64(c.sentBytes.Load())
+		if t := c.lastSent.Load(); t != 0 {
+			a.Mtime = time.Unix(0, t)
+		}
+	case kindShm:
+		if !c.shmFreed {
+			a.Size = uint64(c.shm.Size())
+			a.Blocks = (a.Size + 511) / 512
+		}
+	case kindCtl, kindStatus:
+		// Their content's length now, so that page-cache reads (sendfile)
+		// reach the daemon (which refuses them) instead of reading end of
+		// file, and tools that read the tail of a file (tail, wc -c) work.
+		if text, err := generatedText(c, k); err == nil {
+			a.Size = uint64(len(text))
+		}
 	}
 	return a
 }
@@ -63,6 +85,13 @@ func (c *channel) attr(k kind) fuse.Attr {
 // channelOf returns the channel a node belongs to, live or removed, as
 // long as the kernel knows it. Requires Server.mu (read).
 func (s *Server) channelOf(id fuse.NodeID) (*channel, kind, error) {
+	if id&msgInstanceBit != 0 {
+		m, ok := s.msgNodes[id]
+		if !ok {
+			return nil, 0, errNoEntry
+		}
+		return m.c, kindMsg, nil
+	}
 	serial, k := splitNodeID(id)
 	c, ok := s.channels[serial]
 	if !ok || k < kindDir || k > kindStatus {

@@ -13,16 +13,17 @@ import (
 
 // Errors of the tree itself.
 var (
-	errNotPermitted = errors.New("not permitted in the ipcfs tree")
-	errNoEntry      = errors.New("no such channel or file")
-	errExists       = errors.New("channel exists")
-	errNameTooLong  = errors.New("channel name longer than 255 bytes")
-	errInterrupted  = errors.New("interrupted")
-	errRemoved      = errors.New("channel removed")
-	errReadOnly     = errors.New("file is read-only")
-	errBadSize      = errors.New("size not supported for this file")
-	errNoHandle     = errors.New("unknown file handle")
-	errNotSupported = errors.New("operation not supported")
+	errNotPermitted  = errors.New("not permitted in the ipcfs tree")
+	errNoEntry       = errors.New("no such channel or file")
+	errExists        = errors.New("channel exists")
+	errNameTooLong   = errors.New("channel name longer than 255 bytes")
+	errInterrupted   = errors.New("interrupted")
+	errRemoved       = errors.New("channel removed")
+	errReadOnly      = errors.New("file is read-only")
+	errBadSize       = errors.New("size not supported for this file")
+	errNoHandle      = errors.New("unknown file handle")
+	errNotSupported  = errors.New("operation not supported")
+	errPageCacheRead = errors.New("read through the page cache; use read(2)")
 )
 
 // errnoTable maps errors, with errors.Is, to the errno a caller sees and
@@ -40,6 +41,7 @@ var errnoTable = []struct {
 	{channels.ErrClosed, syscall.EPIPE, slog.LevelDebug},
 	{errRemoved, syscall.EIO, slog.LevelDebug},
 	{errNotSupported, syscall.EOPNOTSUPP, slog.LevelDebug},
+	{errPageCacheRead, syscall.EINVAL, slog.LevelDebug},
 	{errNotPermitted, syscall.EPERM, slog.LevelWarn},
 	{errExists, syscall.EEXIST, slog.LevelWarn},
 	{errNameTooLong, syscall.ENAMETOOLONG, slog.LevelWarn},

@@ -81,21 +81,23 @@ func (s *Server) liftDirtyLimit() {
 }
 
 // prepareMountpoint creates the mountpoint, or clears a dead FUSE mount
-// left on it by a killed daemon, or refuses a live mount point.
+// left on it by a killed daemon, or refuses a live FUSE mount. Any other
+// mount there (a bind mount of the directory onto itself, made to share
+// it with containers) is mounted over, as mount(8) would.
 func (s *Server) prepareMountpoint() error {
 	mnt := s.cfg.Mountpoint
 	m, mounted, err := mountinfo.Find(mnt)
 	if err != nil {
 		return fmt.Errorf("mount: %w", err)
 	}
-	if mounted {
+	if mounted && strings.HasPrefix(m.FSType, "fuse") {
 		// statfs always reaches the daemon (stat may be answered from the
 		// kernel's attribute cache, even for a daemon killed just now).
 		var st unix.Statfs_t
 		err := unix.Statfs(mnt, &st)
 		dead := errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED)
-		if !dead || !strings.HasPrefix(m.FSType, "fuse") {
-			return fmt.Errorf("mount: %s is already a mount point (%s; another ipcfs?)", mnt, m.FSType)
+		if !dead {
+			return fmt.Errorf("mount: %s is already a live FUSE mount (%s): unmount it first", mnt, m.FSType)
 		}
 		s.log.Warn("clearing a dead FUSE mount (transport endpoint is not connected)", "mountpoint", mnt, "fstype", m.FSType)
 		if out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput(); err != nil {

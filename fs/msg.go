@@ -4,6 +4,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"bazil.org/fuse"
 
@@ -27,6 +29,9 @@ type msgHandle struct {
 	win      []byte // the current message (a getBuf buffer); nil before the first
 	winStart int64  // its file offset
 	winSeen  int    // how many of its bytes reads have returned (high-water mark)
+	ringPid  uint32 // the last thread checked by readsFromRing, and the answer
+	ringOK   bool
+	endPos   int64 // offset of the last read at the end of the file (see read)
 
 	pollMu sync.Mutex // guards wakeup and polled
 	wakeup fuse.PollWakeup
@@ -37,7 +42,10 @@ var (
 	_ requestReader = (*msgHandle)(nil)
 	_ requestWriter = (*msgHandle)(nil)
 	_ poller        = (*msgHandle)(nil)
+	_ directFile    = (*msgHandle)(nil)
 )
+
+func (h *msgHandle) directIO() {}
 
 func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
 	h := &msgHandle{s: s, c: c, reads: read, writes: write}
@@ -48,10 +56,34 @@ func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
 
 func (h *msgHandle) read(req *fuse.ReadRequest) error {
 	h.mu.Lock()
-	if data, ok := h.fromWindow(req.Offset, req.Size); ok {
+	off := req.Offset
+	if h.win != nil && off == h.winStart && h.winSeen > 0 && h.readsFromRing(req.Pid) {
+		// io_uring runs a read at "the file position" in a worker thread
+		// and the kernel never advances that position for it (FUSE's
+		// fuse_direct_IO works on a copy): each read of a ring comes at the
+		// same offset. Such a read goes on where the last one stopped.
+		off += int64(h.winSeen)
+	}
+	if data, ok := h.fromWindow(off, req.Size); ok {
 		req.Respond(&fuse.ReadResponse{Data: data})
 		h.mu.Unlock()
 		return nil
+	}
+	// Offsets in the upper half of msg's size are reached only by seeking
+	// to the end: tail, and tools like it, do that to show what a file
+	// already holds, reading backwards from its end. A queue has no past:
+	// there, a read that does not move forward is end of file and takes
+	// nothing, and one that does takes a message only if one is queued.
+	// So tail -f prints what comes, and takes nothing it would not print.
+	atEnd := off >= msgSize/2
+	if atEnd {
+		back := h.endPos == 0 || off < h.endPos
+		h.endPos = off
+		if back {
+			h.mu.Unlock()
+			req.Respond(&fuse.ReadResponse{})
+			return nil
+		}
 	}
 	truncated := h.dropWindow()
 	h.mu.Unlock()
@@ -61,8 +93,11 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 
 	// Most reads find a message queued, or none and O_NONBLOCK: no waiter needed.
 	msg, err := h.c.queue.TryReceive()
-	nonblock := req.FileFlags&fuse.OpenNonblock != 0
-	if err != channels.ErrWouldBlock || nonblock {
+	switch {
+	case err == channels.ErrWouldBlock && atEnd:
+		req.Respond(&fuse.ReadResponse{}) // end of file, for now
+		return nil
+	case err != channels.ErrWouldBlock || req.FileFlags&fuse.OpenNonblock != 0:
 		h.deliver(req, msg, err)
 		return nil
 	}
@@ -113,11 +148,32 @@ func (h *msgHandle) fromWindow(off int64, size int) ([]byte, bool) {
 }
 
 // maxUnsplitRead is the largest READ that is always a whole read(2): the
-// kernel cuts a read(2) into READs where the caller's buffer crosses 32
-// pages, so only READs above 31 pages can be followed by more of the same
-// read(2). It is also the largest write(2) that always arrives as one WRITE,
-// hence one message: 124 KiB.
-const maxUnsplitRead = 31 * 4096
+// kernel cuts a read(2) into READs where the caller's buffer crosses
+// max_pages (256) pages, so only READs above 255 pages can be followed by
+// more of the same read(2). A write(2) of up to 255 pages and one byte
+// always arrives as one WRITE, hence one message (MaxAtomicWrite).
+const maxUnsplitRead = (maxPages - 1) * pageSize
+
+// The kernel's page size, and the most pages one request carries (the
+// bazil copy negotiates max_pages 256 and max_write 1 MiB).
+const (
+	pageSize = 4096
+	maxPages = 256
+)
+
+// MaxAtomicWrite is the largest write(2) or writev(2) that is always one
+// message, whatever the alignment of the caller's buffer: 1,044,481 bytes,
+// 1 MiB - 4 KiB + 1 (a writev whose buffers touch at most 256 pages).
+const MaxAtomicWrite = maxUnsplitRead + 1
+
+// readsFromRing reports whether thread pid is an io_uring worker,
+// remembering the last answer. Requires h.mu.
+func (h *msgHandle) readsFromRing(pid uint32) bool {
+	if pid != h.ringPid {
+		h.ringPid, h.ringOK = pid, isRingWorker(pid)
+	}
+	return h.ringOK
+}
 
 // dropWindow ends the current message, recycling its buffer, and reports
 // whether some of it was never read. Requires h.mu.
@@ -140,31 +196,40 @@ func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	if err == channels.ErrWouldBlock && req.FileFlags&fuse.OpenNonblock == 0 {
 		return h.park(req,
 			func(w *channels.Waiter) { h.c.queue.Send(w, msg, false) },
-			func(_ []byte, err error) { h.sent(req, err) })
+			func(_ []byte, err error) { h.sent(req, len(msg), err) })
 	}
 	if err != nil {
 		putBuf(msg)
 	}
-	h.sent(req, err)
+	h.sent(req, len(msg), err)
 	return nil
 }
 
-// sent answers a WRITE whose message was sent, or not, with err.
-func (h *msgHandle) sent(req *fuse.WriteRequest, err error) {
+// sent answers a WRITE of n bytes whose message was sent, or not, with err.
+func (h *msgHandle) sent(req *fuse.WriteRequest, n int, err error) {
 	if err != nil {
 		h.s.fail(req, err)
 		return
 	}
-	req.Respond(&fuse.WriteResponse{Size: len(req.Data)})
+	h.c.sentBytes.Add(int64(n))
+	h.c.lastSent.Store(time.Now().UnixNano())
+	req.Respond(&fuse.WriteResponse{Size: n})
 }
 
 // park starts a send or receive that may wait, with a waiter registered
 // for INTERRUPT; finish answers the request when it completes.
+// The request's data must have been copied: its receive buffer (1 MiB) is
+// given back, so that waiting requests hold only what they need.
 func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish func(msg []byte, err error)) error {
+	req.Hdr().ReleaseBuffer()
 	p := &parkedRequest{s: h.s, req: req, finish: finish}
 	p.w = h.c.queue.NewWaiter(p.done)
 	if !h.s.pending.add(req.Hdr().ID, p) {
-		return errInterrupted
+		// Interrupted before it parked.
+		if signalsEndWait(req.Hdr().Pid) {
+			return errInterrupted
+		}
+		go p.watchSignals()
 	}
 	start(p.w)
 	return nil
@@ -172,22 +237,57 @@ func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish 
 
 // parkedRequest is a READ or WRITE of msg that may wait in its channel.
 type parkedRequest struct {
-	s      *Server
-	req    fuse.Request
-	w      *channels.Waiter
-	finish func(msg []byte, err error)
+	s        *Server
+	req      fuse.Request
+	w        *channels.Waiter
+	finish   func(msg []byte, err error)
+	finished atomic.Bool // done has run
 }
 
 func (p *parkedRequest) done(msg []byte, err error) {
+	p.finished.Store(true)
 	p.s.pending.remove(p.req.Hdr().ID)
 	p.finish(msg, err)
 }
 
-// interrupt withdraws the request from its channel and answers EINTR,
-// unless it has completed already.
+// interrupt answers the kernel's INTERRUPT: EINTR now if a signal that
+// matters is pending (see signalsEndWait), else the request waits on and
+// its thread's signals are watched.
 func (p *parkedRequest) interrupt() {
+	if !signalsEndWait(p.req.Hdr().Pid) {
+		go p.watchSignals()
+		return
+	}
+	p.cancel()
+}
+
+// cancel withdraws the request from its channel and answers EINTR, unless
+// it has completed already.
+func (p *parkedRequest) cancel() {
 	if p.w.Cancel() {
+		p.s.pending.remove(p.req.Hdr().ID)
 		p.req.RespondError(fuse.EINTR)
+	}
+}
+
+// signalRecheck is how often the signals of a thread whose interrupted
+// request was kept waiting (it was stopped, traced or frozen) are read
+// again. It bounds how late a later SIGINT or SIGTERM takes effect.
+const signalRecheck = 20 * time.Millisecond
+
+// watchSignals answers the request EINTR once its thread gets a signal
+// that matters, or returns when the request completes.
+func (p *parkedRequest) watchSignals() {
+	t := time.NewTicker(signalRecheck)
+	defer t.Stop()
+	for range t.C {
+		if p.finished.Load() {
+			return
+		}
+		if signalsEndWait(p.req.Hdr().Pid) {
+			p.cancel()
+			return
+		}
 	}
 }
 

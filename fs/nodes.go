@@ -43,6 +43,23 @@ func entryKind(name string) (kind, bool) {
 	return 0, false
 }
 
+// msgInstanceBit marks the node ID of a msg instance. Every LOOKUP of a
+// channel's msg gets a node of its own (and an entry timeout of 0, so that
+// every path walk looks it up again): each open(2) of msg then has a kernel
+// inode of its own, and with it an inode lock of its own. The kernel holds
+// that lock across a whole direct write(2) — exclusively for some writes,
+// and for lseek(SEEK_END), utimes, fsync and truncate — so a writer waiting
+// in the daemon for room would otherwise make every other process that
+// touches the same msg sleep uninterruptibly behind it. st_ino stays the
+// channel's msg node ID, the same for every instance.
+const msgInstanceBit = 1 << 63
+
+// msgInstance is one node of a channel's msg (see msgInstanceBit).
+type msgInstance struct {
+	c       *channel
+	lookups uint64 // references the kernel holds to this node
+}
+
 func nodeID(serial uint64, k kind) fuse.NodeID {
 	return fuse.NodeID(serial<<kindBits | uint64(k))
 }
@@ -58,6 +75,15 @@ const (
 	entryValid = time.Minute
 	attrValid  = time.Second
 )
+
+// msgSize is the size msg reports: beyond any offset a reader or writer
+// reaches. The kernel lets direct writes run in parallel (a shared inode
+// lock) only while they do not extend the file, and serves page-cache
+// reads (sendfile, splice, readahead, private mappings) below the size
+// without asking the daemon: with a size of 0 they would read end of file
+// and report success; below a huge size they reach the daemon, which
+// refuses them (see Server.read).
+const msgSize = 1 << 62
 
 // maxNameLen is the longest channel name; the kernel passes up to 1024.
 const maxNameLen = 255

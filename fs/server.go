@@ -45,8 +45,10 @@ type Server struct {
 	mu         sync.RWMutex        // guards the fields below and every channel's namespace fields
 	names      map[string]*channel // live channels by name
 	channels   map[uint64]*channel // by serial: live ones, and removed ones the kernel still knows
+	msgNodes   map[fuse.NodeID]*msgInstance
 	handles    map[fuse.HandleID]handle
 	nextSerial uint64
+	nextMsg    uint64 // the last msg instance's number
 	nextHandle fuse.HandleID
 }
 
@@ -66,6 +68,7 @@ func newServer(cfg Config, conn *fuse.Conn) *Server {
 		served:   make(chan struct{}),
 		names:    make(map[string]*channel),
 		channels: make(map[uint64]*channel),
+		msgNodes: make(map[fuse.NodeID]*msgInstance),
 		handles:  make(map[fuse.HandleID]handle),
 	}
 }
@@ -252,10 +255,28 @@ func (s *Server) release(id fuse.HandleID) {
 	}
 }
 
+// directFile is a handle opened with direct I/O whose reads take or
+// generate content (msg, ctl, status).
+type directFile interface {
+	directIO()
+}
+
 func (s *Server) read(r *fuse.ReadRequest) error {
 	h, err := s.handleOf(r.Handle)
 	if err != nil {
 		return err
+	}
+	if _, ok := h.(directFile); ok && !r.Dir && r.Flags&fuse.ReadLockOwner == 0 {
+		// Only read(2) and its kin (direct I/O) send a READ with a lock
+		// owner. One without comes from the page cache: sendfile, splice
+		// and copy_file_range in kernels that send direct-I/O files to
+		// filemap_splice_read, readahead(2), fadvise, a private mapping.
+		// It would take a message into a cache page that other readers
+		// then see, or that nobody reads; a parked one would hold the
+		// page's lock. Refused at once, it takes nothing, and sendfile's
+		// users (busybox cat, Python's shutil, Go's io.Copy) fall back to
+		// read(2) on EINVAL.
+		return fmt.Errorf("page-cache read of a direct-I/O file (sendfile, splice, readahead or mmap): %w", errPageCacheRead)
 	}
 	switch h := h.(type) {
 	case requestReader:

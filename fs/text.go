@@ -18,7 +18,12 @@ type textHandle struct {
 	snap []byte
 }
 
-var _ reader = (*textHandle)(nil)
+var (
+	_ reader     = (*textHandle)(nil)
+	_ directFile = (*textHandle)(nil)
+)
+
+func (t *textHandle) directIO() {}
 
 func (t *textHandle) readAt(off int64, size int) ([]byte, error) {
 	t.mu.Lock()
@@ -46,15 +51,24 @@ var _ writer = (*ctlHandle)(nil)
 
 func newCtlHandle(s *Server, c *channel) *ctlHandle {
 	h := &ctlHandle{s: s, c: c}
-	h.generate = h.settings
+	h.generate = func() ([]byte, error) { return ctlText(c) }
 	return h
 }
 
-func (h *ctlHandle) settings() ([]byte, error) {
-	if h.c.removed.Load() {
+// generatedText returns the content of a channel's ctl or status file now.
+func generatedText(c *channel, k kind) ([]byte, error) {
+	if k == kindCtl {
+		return ctlText(c)
+	}
+	return statusText(c)
+}
+
+// ctlText is what ctl reads back: the channel's settings.
+func ctlText(c *channel) ([]byte, error) {
+	if c.removed.Load() {
 		return nil, errRemoved
 	}
-	st := h.c.queue.Stats()
+	st := c.queue.Stats()
 	return ctl.Settings{QueueBytes: st.MaxBytes, QueueMsgs: st.MaxMsgs, HungUp: st.HungUp}.Format(), nil
 }
 
@@ -98,30 +112,33 @@ func (h *ctlHandle) writeAt(data []byte, _ int64) (int, error) {
 
 // newStatusHandle opens a channel's status file.
 func newStatusHandle(s *Server, c *channel) *textHandle {
-	return &textHandle{generate: func() ([]byte, error) {
-		if c.removed.Load() {
-			return nil, errRemoved
-		}
-		st := c.queue.Stats()
-		var b strings.Builder
-		for _, kv := range []struct {
-			key string
-			val any
-		}{
-			{"messages", st.Messages},
-			{"bytes", st.Bytes},
-			{"readers", st.Readers},
-			{"writers", st.Writers},
-			{"blocked_readers", st.BlockedReaders},
-			{"blocked_writers", st.BlockedWriters},
-			{"sent", st.Sent},
-			{"received", st.Received},
-			{"truncated", st.Truncated},
-			{"shm_size", c.shm.Size()},
-			{"hungup", st.HungUp},
-		} {
-			fmt.Fprintf(&b, "%s %v\n", kv.key, kv.val)
-		}
-		return []byte(b.String()), nil
-	}}
+	return &textHandle{generate: func() ([]byte, error) { return statusText(c) }}
+}
+
+// statusText is what status reads: the channel's counters.
+func statusText(c *channel) ([]byte, error) {
+	if c.removed.Load() {
+		return nil, errRemoved
+	}
+	st := c.queue.Stats()
+	var b strings.Builder
+	for _, kv := range []struct {
+		key string
+		val any
+	}{
+		{"messages", st.Messages},
+		{"bytes", st.Bytes},
+		{"readers", st.Readers},
+		{"writers", st.Writers},
+		{"blocked_readers", st.BlockedReaders},
+		{"blocked_writers", st.BlockedWriters},
+		{"sent", st.Sent},
+		{"received", st.Received},
+		{"truncated", st.Truncated},
+		{"shm_size", c.shm.Size()},
+		{"hungup", st.HungUp},
+	} {
+		fmt.Fprintf(&b, "%s %v\n", kv.key, kv.val)
+	}
+	return []byte(b.String()), nil
 }

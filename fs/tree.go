@@ -37,12 +37,25 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 		c = dir
 	}
 	c.lookups++
-	r.Respond(&fuse.LookupResponse{
+	resp := &fuse.LookupResponse{
 		Node:       nodeID(c.serial, k),
 		EntryValid: entryValid,
 		Attr:       c.attr(k),
-	})
+	}
+	if k == kindMsg {
+		resp.Node, resp.EntryValid = s.newMsgInstance(c), 0
+	}
+	r.Respond(resp)
 	return nil
+}
+
+// newMsgInstance returns a new node for c's msg (see msgInstanceBit),
+// holding one kernel reference. Requires Server.mu.
+func (s *Server) newMsgInstance(c *channel) fuse.NodeID {
+	s.nextMsg++
+	id := fuse.NodeID(msgInstanceBit | s.nextMsg)
+	s.msgNodes[id] = &msgInstance{c: c, lookups: 1}
+	return id
 }
 
 // attr returns any node's attributes.
@@ -69,6 +82,12 @@ func (s *Server) forget(id fuse.NodeID, n uint64) {
 	c, _, err := s.channelOf(id)
 	if err != nil {
 		return
+	}
+	if m, ok := s.msgNodes[id]; ok {
+		n = min(n, m.lookups)
+		if m.lookups -= n; m.lookups == 0 {
+			delete(s.msgNodes, id)
+		}
 	}
 	c.lookups -= min(n, c.lookups)
 	s.dropIfForgotten(c)
@@ -151,11 +170,23 @@ func (s *Server) truncate(c *channel, k kind, size uint64) error {
 // invalidateFiles makes the kernel forget the cached attributes of a
 // channel's files, whose modes and owners follow the directory's.
 func (s *Server) invalidateFiles(c *channel) {
+	s.mu.RLock()
+	name := c.name
+	nodes := make([]fuse.NodeID, 0, len(channelEntries))
 	for _, e := range channelEntries {
+		nodes = append(nodes, nodeID(c.serial, e.kind))
+	}
+	for id, m := range s.msgNodes {
+		if m.c == c {
+			nodes = append(nodes, id)
+		}
+	}
+	s.mu.RUnlock()
+	for _, id := range nodes {
 		// Offset -1: attributes only. (Offset 0 would drop shm's cached pages.)
-		err := s.conn.InvalidateNode(nodeID(c.serial, e.kind), -1, 0)
+		err := s.conn.InvalidateNode(id, -1, 0)
 		if err != nil && !errors.Is(err, fuse.ErrNotCached) {
-			s.log.Warn("invalidating cached attributes failed", "channel", c.name, "file", e.name, "err", err)
+			s.log.Warn("invalidating cached attributes failed", "channel", name, "node", id, "err", err)
 		}
 	}
 }
@@ -170,7 +201,9 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	s.mu.Lock()
 	c, k, err := s.channelOf(r.Node)
 	if err == nil && c.removed.Load() {
-		err = errRemoved
+		// The path was looked up before an rmdir that came first: as if
+		// the lookup had come after it.
+		err = errNoEntry
 	}
 	if err != nil {
 		s.mu.Unlock()
@@ -189,22 +222,24 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	switch k {
 	case kindMsg:
 		h = newMsgHandle(s, c, read, write)
-		// Direct I/O: one write(2) is one WRITE, one read(2) one READ. Seekable,
-		// so that tools which read ahead and seek back keep working.
-		flags = fuse.OpenDirectIO
+		// Direct I/O: one write(2) is one WRITE, one read(2) one READ.
+		// Seekable, so that tools which read ahead and seek back keep
+		// working. Writes in parallel (see msgSize), no FLUSH at close:
+		// the kernel takes the inode lock for FLUSH.
+		flags = fuse.OpenDirectIO | fuse.OpenParallelDirectWrites | fuse.OpenNoFlush
 	case kindShm:
 		h = &shmHandle{s: s, c: c}
 		// Cached, so that every mapping shares the page cache; kept across opens.
 		flags = fuse.OpenKeepCache
 	case kindCtl:
 		h = newCtlHandle(s, c)
-		flags = fuse.OpenDirectIO
+		flags = fuse.OpenDirectIO | fuse.OpenNoFlush
 	case kindStatus:
 		if write {
 			return fmt.Errorf("open status of %q for writing: %w", name, errReadOnly)
 		}
 		h = newStatusHandle(s, c)
-		flags = fuse.OpenDirectIO
+		flags = fuse.OpenDirectIO | fuse.OpenNoFlush
 	default:
 		return fmt.Errorf("open node %v: %w", r.Node, errNotPermitted)
 	}

@@ -2,9 +2,10 @@ package tests
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // The Go benchmarks of msg through a real mount, for benchstat:
@@ -105,53 +110,21 @@ func benchMount(b *testing.B) string {
 		b.Log("the daemon is built with -race: these numbers are not the release build's")
 	}
 	mnt := filepath.Join(b.TempDir(), "ipc")
-	cmd := exec.Command(bins.ipcfs, "mount", "--log-format", "json", mnt)
-	stderr, err := cmd.StderrPipe()
+	ld, err := launcher.Start(context.Background(), launcher.Config{
+		Exe:          bins.ipcfs,
+		Mountpoint:   mnt,
+		Args:         []string{"--log-format", "json"},
+		SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+		MountTimeout: hangTimeout,
+	})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		b.Fatalf("starting ipcfs: %v", err)
-	}
-	var mu sync.Mutex
-	var log strings.Builder
-	ready, exited := make(chan struct{}), make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		mounted := false
-		for sc.Scan() {
-			mu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			if !mounted && strings.Contains(sc.Text(), `"msg":"mounted"`) {
-				mounted = true
-				close(ready)
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	logText := func() string { mu.Lock(); defer mu.Unlock(); return log.String() }
-	select {
-	case <-ready:
-	case err := <-exited:
-		b.Fatalf("ipcfs exited before mounting: %v\n%s", err, logText())
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		b.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, logText())
-	}
 	b.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				b.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, logText())
-			}
-		case <-time.After(hangTimeout):
-			cmd.Process.Kill()
-			b.Errorf("ipcfs did not exit within %v of SIGTERM\n%s", hangTimeout, logText())
+		if err := ld.Stop(syscall.SIGTERM, hangTimeout); err != nil {
+			b.Errorf("ipcfs did not exit cleanly on SIGTERM: %v\n%s", err, ld.Log())
 		}
-		exec.Command("fusermount3", "-u", "-z", mnt).Run()
+		runErr("fusermount3", "-u", "-z", mnt)
 	})
 	return mnt
 }
@@ -191,11 +164,8 @@ func closeAll(fs ...*os.File) {
 
 // benchClient is a running `ipcfs bench client` process.
 type benchClient struct {
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	stdout *bufio.Reader
-	stderr strings.Builder
-	gated  bool
+	*child
+	gated bool
 }
 
 // benchResult is the part of a client's JSON result the benchmarks use.
@@ -212,27 +182,12 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 	if gated {
 		args = append(args, "-gate")
 	}
-	c := &benchClient{gated: gated}
-	c.cmd = exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
-	c.cmd.ExtraFiles = extra
-	c.cmd.Stderr = &c.stderr
-	var err error
-	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
-		b.Fatal(err)
-	}
-	out, err := c.cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.stdout = bufio.NewReader(out)
-	if err := c.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
+	cmd := exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
+	cmd.ExtraFiles = extra
+	c := &benchClient{child: startChild(b, fmt.Sprintf("bench client %q", cmd.Args[2:]), cmd), gated: gated}
 	b.Cleanup(func() {
-		if c.cmd.ProcessState == nil {
-			c.cmd.Process.Kill()
-			c.cmd.Wait()
-		}
+		c.drain()
+		c.killWait()
 	})
 	return c
 }
@@ -240,27 +195,7 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 // line reads the client's next line of output, failing b on a hang.
 func (c *benchClient) line(b *testing.B) string {
 	b.Helper()
-	type result struct {
-		s   string
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := c.stdout.ReadString('\n')
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		if r.err != nil {
-			c.cmd.Wait()
-			b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], r.err, c.stderr.String())
-		}
-		return r.s
-	case <-time.After(hangTimeout):
-		c.cmd.Process.Kill()
-		b.Fatalf("bench client %q hung", c.cmd.Args[2:])
-		return ""
-	}
+	return c.readLine("line") + "\n"
 }
 
 // gateOpen waits until the gated client is ready, starts b's timer and
@@ -272,7 +207,7 @@ func (c *benchClient) gateOpen(b *testing.B) {
 	}
 	b.ResetTimer()
 	b.StartTimer()
-	if _, err := c.stdin.Write([]byte("g")); err != nil {
+	if _, err := c.in.Write([]byte("g")); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -291,11 +226,10 @@ func (c *benchClient) result(b *testing.B) benchResult {
 	b.Helper()
 	var r benchResult
 	if err := json.Unmarshal([]byte(c.line(b)), &r); err != nil {
-		b.Fatalf("bench client %q: %v", c.cmd.Args[2:], err)
+		b.Fatalf("%s: %v", c.name, err)
 	}
-	c.stdin.Close()
-	if err := c.cmd.Wait(); err != nil {
-		b.Fatalf("bench client %q: %v\n%s", c.cmd.Args[2:], err, c.stderr.String())
+	if exited, err := c.endInput(); !exited || err != nil {
+		b.Fatalf("%s: %s", c.name, c.exitReport())
 	}
 	return r
 }
@@ -307,13 +241,16 @@ func TestBenchCommand(t *testing.T) {
 		t.Skip(bins.skip)
 	}
 	tmp := t.TempDir()
-	cmd := exec.Command(bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ipcfs bench: %v\n%s", err, stderr.String())
+		t.Fatalf("ipcfs bench: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
 	}
 	var rep struct {
 		RoundTrip []struct {
@@ -362,32 +299,51 @@ func TestBenchInterrupted(t *testing.T) {
 	tmp := t.TempDir()
 	cmd := exec.Command(bins.ipcfs, "bench", "--time", "2s", "--rounds", "1", "--sizes", "64")
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	stderr, err := cmd.StderrPipe()
+	// Its progress lines are on stderr.
+	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stderr = w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
 		t.Fatal(err)
 	}
+	var log lockedBuffer
+	lines := make(chan string, 100)
+	go func() {
+		defer r.Close()
+		defer close(lines)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			log.Write([]byte(sc.Text() + "\n"))
+			select {
+			case lines <- sc.Text():
+			default: // nobody waits for lines any more
+			}
+		}
+	}()
 	// Wait until the msg round trip runs: the mount is busy then.
-	sc := bufio.NewScanner(stderr)
-	var log strings.Builder
-	for sc.Scan() {
-		log.WriteString(sc.Text() + "\n")
-		if strings.Contains(sc.Text(), "round trip, msg") {
-			break
+	deadline := time.After(hangTimeout)
+	for running := false; !running; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				waitTimeout(cmd)
+				t.Fatalf("ipcfs bench ended before the msg round trip:\n%s", log.String())
+			}
+			running = strings.Contains(l, "round trip, msg")
+		case <-deadline:
+			cmd.Process.Kill()
+			waitTimeout(cmd)
+			t.Fatalf("ipcfs bench did not reach the msg round trip within %v:\n%s", hangTimeout, log.String())
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
 	cmd.Process.Signal(syscall.SIGINT)
-	go io.Copy(&log, stderr)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		t.Fatalf("ipcfs bench did not exit within %v of SIGINT", hangTimeout)
+	if err = waitTimeout(cmd); errors.Is(err, errHang) {
+		t.Fatalf("ipcfs bench did not exit within %v of SIGINT: %v", hangTimeout, err)
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 130 {
 		t.Errorf("ipcfs bench exited with %v after SIGINT, want code 130\n%s", err, log.String())
@@ -399,14 +355,14 @@ func TestBenchInterrupted(t *testing.T) {
 // TMPDIR `ipcfs bench` ran with) and that it removed its directory there.
 func checkBenchCleanedUp(t *testing.T, tmp string) {
 	t.Helper()
-	mi, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := mountinfo.All()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, line := range strings.Split(string(mi), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], tmp) {
-			t.Errorf("a mount is left: %s", line)
-			exec.Command("fusermount3", "-u", "-z", f[4]).Run()
+	for _, m := range all {
+		if strings.HasPrefix(m.MountPoint, tmp) {
+			t.Errorf("a mount is left: %+v", m)
+			runErr("fusermount3", "-u", "-z", m.MountPoint)
 		}
 	}
 	left, _ := filepath.Glob(filepath.Join(tmp, "ipcfs-bench-*"))

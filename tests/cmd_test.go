@@ -1,14 +1,15 @@
 package tests
 
 import (
-	"bufio"
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // cmdTests is the conformance map of the spec's command line.
@@ -59,38 +60,21 @@ func testTextLog(t *testing.T) {
 		t.Skip(bins.skip)
 	}
 	mnt := filepath.Join(t.TempDir(), "ipc")
-	cmd := exec.Command(bins.ipcfs, "mount", "--log-format", "text", mnt)
-	stderr, err := cmd.StderrPipe()
+	ld, err := launcher.Start(context.Background(), launcher.Config{
+		Exe:          bins.ipcfs,
+		Mountpoint:   mnt,
+		Args:         []string{"--log-format", "text"},
+		SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+		MountTimeout: hangTimeout,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	defer runErr("fusermount3", "-u", "-z", mnt)
+	if log := ld.Log(); !strings.Contains(log, `level=info msg=mounted mountpoint=`+mnt) {
+		t.Errorf("no text line level=info msg=mounted mountpoint=%s in the log:\n%s", mnt, log)
 	}
-	defer exec.Command("fusermount3", "-u", "-z", mnt).Run()
-	lines := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	deadline := time.After(hangTimeout)
-	for mounted := false; !mounted; {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				t.Fatal("ipcfs exited before logging that it mounted")
-			}
-			mounted = strings.Contains(l, `level=info msg=mounted mountpoint=`+mnt)
-		case <-deadline:
-			cmd.Process.Kill()
-			t.Fatal("no mounted line")
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	if err := waitTimeout(cmd); err != nil {
+	if err := ld.Stop(syscall.SIGTERM, hangTimeout); err != nil {
 		t.Errorf("exit after SIGTERM: %v, want 0", err)
 	}
 }

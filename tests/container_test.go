@@ -131,14 +131,14 @@ func testContainerRestart(t *testing.T) {
 	// The host directory becomes a shared mount (as /ipc would be made
 	// rshared on a host); removed when the test ends.
 	for _, args := range [][]string{{"--bind", host, host}, {"--make-private", host}, {"--make-shared", host}} {
-		if out, err := exec.Command("mount", args...).CombinedOutput(); err != nil {
-			exec.Command("umount", "-l", host).Run()
-			t.Skipf("mount %q: %v: %s (cannot make a shared mount here)", args, err, out)
+		if out, errOut, err := runErr("mount", args...); err != nil {
+			runErr("umount", "-l", host)
+			t.Skipf("mount %q: %v: %s%s (cannot make a shared mount here)", args, err, out, errOut)
 		}
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", host).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", host, err, out)
+		if out, errOut, err := runErr("umount", "-l", host); err != nil {
+			t.Errorf("umount %s: %v: %s%s", host, err, out, errOut)
 		}
 	})
 	// The container: everything slave to the host, the host directory bound in.

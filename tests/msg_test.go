@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -149,50 +150,68 @@ func testCPoll(t *testing.T, d *daemon) {
 	if out := run(t, bins.msgtool, "nonblock", msg); out != "EAGAIN\n" {
 		t.Errorf("O_NONBLOCK read of an empty queue: %q, want EAGAIN", out)
 	}
-	if out := run(t, bins.msgtool, "poll", msg, "0"); out != "timeout\n" {
-		t.Errorf("poll of an empty queue: %q, want timeout", out)
+	if out := run(t, bins.msgtool, "poll", msg, "0"); out != "read-eagain\ntimeout\n" {
+		t.Errorf("poll of an empty queue: %q, want read-eagain, timeout", out)
 	}
-	// A poller waiting in poll(2) is woken by another process's write.
-	poller := exec.Command(bins.msgtool, "poll", msg, strconv.Itoa(int(hangTimeout.Milliseconds())))
-	var out strings.Builder
-	poller.Stdout = &out
-	if err := poller.Start(); err != nil {
-		t.Fatal(err)
+	// A poller sleeping in poll(2) is woken by another process's write:
+	// EAGAIN, sleep, write, wakeup, read — the order bazil's
+	// TestReadPollNode asserts from the daemon's side.
+	poller := startChild(t, "C poller", exec.Command(bins.msgtool, "poll", msg, strconv.Itoa(int(hangTimeout.Milliseconds()))))
+	t.Cleanup(func() { poller.killWait() })
+	if l := poller.readLine("first event"); l != "read-eagain" {
+		t.Fatalf("C poller's first event: %q, want read-eagain", l)
 	}
-	waitStatus(t, ch, "readers", "1")
+	waitPollSleep(t, poller.cmd.Process.Pid, poller.name)
+	if len(poller.lines) > 0 {
+		t.Fatalf("C poller returned from poll before any write: %q", <-poller.lines)
+	}
 	run(t, bins.msgtool, "write", msg, "wake up")
-	if err := poller.Wait(); err != nil {
-		t.Fatal(err)
+	for _, want := range []string{"ready", "7:wake up"} {
+		if l := poller.readLine(want); l != want {
+			t.Errorf("C poller after the write: %q, want %q", l, want)
+		}
 	}
-	if out.String() != "ready\n7:wake up\n" {
-		t.Errorf("poller printed %q", out.String())
+	if exited, err := poller.endInput(); !exited || err != nil {
+		t.Errorf("C poller: %s", poller.exitReport())
 	}
 }
 
 func testGoClient(t *testing.T, d *daemon) {
 	ch := d.channel("go")
 	msg := filepath.Join(ch, "msg")
-	reader := exec.Command(bins.goclient, "read", msg, "100")
-	var out strings.Builder
-	reader.Stdout = &out
-	reader.Stderr = os.Stderr
-	if err := reader.Start(); err != nil {
-		t.Fatal(err)
+	// One read through epoll, step by step: EAGAIN (once, or twice: the Go
+	// runtime may try again before it waits), the goroutine waits in
+	// epoll_wait, the write wakes it, the read gets the message.
+	reader := startChild(t, "Go epoll reader", exec.Command(bins.goclient, "pollread", msg))
+	t.Cleanup(func() { reader.killWait() })
+	if l := reader.readLine("first event"); l != "read-eagain" {
+		t.Fatalf("Go reader's first event: %q, want read-eagain", l)
 	}
-	waitStatus(t, ch, "readers", "1")
-	// Messages arrive after the Go reader is waiting in epoll, one by one.
+	waitPollSleep(t, reader.cmd.Process.Pid, reader.name)
+	run(t, bins.goclient, "write", msg, "wake up")
+	events := []string{"read-eagain"}
+	for len(events) < 4 && !strings.HasPrefix(events[len(events)-1], "read-ready") {
+		events = append(events, reader.readLine("read-ready"))
+	}
+	if got := strings.Join(events, " "); !regexp.MustCompile(`^(read-eagain ){1,2}read-ready "wake up"$`).MatchString(got) {
+		t.Errorf("Go reader's events: %q, want read-eagain (once or twice), then read-ready \"wake up\"", got)
+	}
+	if exited, err := reader.endInput(); !exited || err != nil {
+		t.Errorf("Go reader: %s", reader.exitReport())
+	}
+
+	// Then many: messages arrive one by one after the Go reader waits in epoll.
+	seq := startChild(t, "Go reader", exec.Command(bins.goclient, "read", msg, "100"))
+	t.Cleanup(func() { seq.killWait() })
+	waitPollSleep(t, seq.cmd.Process.Pid, seq.name)
 	run(t, bins.goclient, "seq", msg, "go", "100")
-	if err := reader.Wait(); err != nil {
-		t.Fatalf("go reader: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	for i, l := range lines {
-		if want := strconv.Quote(fmt.Sprintf("go-%06d", i)); l != want {
+	for i := range 100 {
+		if l, want := seq.readLine(fmt.Sprintf("message %d", i)), strconv.Quote(fmt.Sprintf("go-%06d", i)); l != want {
 			t.Fatalf("message %d: %s, want %s", i, l, want)
 		}
 	}
-	if len(lines) != 100 {
-		t.Errorf("got %d messages, want 100", len(lines))
+	if exited, err := seq.endInput(); !exited || err != nil {
+		t.Errorf("Go reader: %s", seq.exitReport())
 	}
 }
 
@@ -219,7 +238,7 @@ func testReaderOrder(t *testing.T, d *daemon) {
 		run(t, bins.goclient, "write", msg, fmt.Sprintf("m%d", i))
 	}
 	for i, r := range readers {
-		if err := r.Wait(); err != nil {
+		if err := waitTimeout(r); err != nil {
 			t.Fatal(err)
 		}
 		if got, want := outs[i].String(), fmt.Sprintf("2:m%d\n", i); got != want {
@@ -245,7 +264,7 @@ func testBackpressure(t *testing.T, d *daemon) {
 	if out := run(t, bins.goclient, "read", msg, "1"); out != `"aaaa"`+"\n" {
 		t.Errorf("read %q", out)
 	}
-	if err := blocked.Wait(); err != nil {
+	if err := waitTimeout(blocked); err != nil {
 		t.Fatalf("blocked writer: %v", err)
 	}
 	// Now "bbbb" and "c" (5 bytes): 6 more bytes do not fit in 10.
@@ -256,7 +275,7 @@ func testBackpressure(t *testing.T, d *daemon) {
 	}
 	waitStatus(t, ch, "blocked_writers", "1")
 	run(t, bins.goclient, "read", msg, "2")
-	if err := blocked.Wait(); err != nil {
+	if err := waitTimeout(blocked); err != nil {
 		t.Fatalf("blocked writer: %v", err)
 	}
 	// A message larger than queue-bytes goes through an empty queue.
@@ -441,23 +460,4 @@ func waitStatus(t *testing.T, ch, key, want string) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("status never showed %s %s: %v", key, want, st)
-}
-
-// waitTimeout waits for a started command, killing it after hangTimeout.
-func waitTimeout(cmd *exec.Cmd) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(hangTimeout):
-		cmd.Process.Kill()
-		// A client stuck in a request the daemon never answers cannot die
-		// until the daemon does: do not wait for it forever.
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-		}
-		return fmt.Errorf("%s did not finish within %v (a hang)", cmd.Path, hangTimeout)
-	}
 }

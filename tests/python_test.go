@@ -1,12 +1,10 @@
 package tests
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -16,7 +14,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // pythonTests is the conformance map of the spec's msg section as a Python
@@ -652,12 +649,8 @@ func testPyHangup(t *testing.T, d *daemon) {
 
 // pyClient is a running tests/clients/py/fdshell.py.
 type pyClient struct {
-	t      *testing.T
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan []byte
-	stderr lockedBuffer
+	*child
+	t *testing.T
 }
 
 // startPy starts a Python client; it is stopped when the test ends.
@@ -670,32 +663,7 @@ func startPy(t *testing.T, name string) *pyClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &pyClient{t: t, name: name, lines: make(chan []byte, 16)}
-	p.cmd = exec.Command("python3", script)
-	p.cmd.Stderr = &p.stderr
-	if p.stdin, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting python3: %v", err)
-	}
-	go func() {
-		br := bufio.NewReader(stdout)
-		for {
-			line, err := br.ReadBytes('\n')
-			if len(line) > 0 {
-				p.lines <- line
-			}
-			if err != nil {
-				close(p.lines)
-				return
-			}
-		}
-	}()
+	p := &pyClient{child: startChild(t, "python client "+name, exec.Command("python3", script)), t: t}
 	t.Cleanup(p.stop)
 	return p
 }
@@ -704,58 +672,39 @@ func startPy(t *testing.T, name string) *pyClient {
 // once. It never waits for a killed client: one stuck in a request the
 // daemon never answers dies only when the daemon stops, after this.
 func (p *pyClient) stop() {
-	go func() {
-		for range p.lines { // drain, so the client never blocks writing
-		}
-	}()
-	done := make(chan error, 1)
-	go func() { done <- p.cmd.Wait() }()
+	p.drain() // so the client never blocks writing
 	if p.t.Failed() {
 		p.cmd.Process.Kill()
 		return
 	}
-	p.stdin.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			p.t.Errorf("python client %s: %v\nstderr:\n%s", p.name, err, p.stderr.String())
-		}
-	case <-time.After(hangTimeout):
+	exited, err := p.endInput()
+	if !exited {
 		p.cmd.Process.Kill()
-		p.t.Errorf("python client %s did not exit at end of input within %v (a hang)\nstderr:\n%s", p.name, hangTimeout, p.stderr.String())
+		p.t.Errorf("%s did not exit at end of input within %v (a hang)\nstderr:\n%s", p.name, hangTimeout, p.stderr.String())
+	} else if err != nil {
+		p.t.Errorf("%s: %v\nstderr:\n%s", p.name, err, p.stderr.String())
 	}
 }
 
 // send writes one command line without waiting for the reply.
 func (p *pyClient) send(words ...any) {
 	p.t.Helper()
-	line := strings.TrimSpace(fmt.Sprintln(words...))
-	if _, err := io.WriteString(p.stdin, line+"\n"); err != nil {
-		p.t.Fatalf("python client %s: sending %q: %v", p.name, line, err)
-	}
+	p.sendLine(strings.TrimSpace(fmt.Sprintln(words...)))
 }
 
 // reply waits for the client's next line: the reply to cmd, or an event
 // if cmd is "".
 func (p *pyClient) reply(cmd string) pyReply {
 	p.t.Helper()
-	select {
-	case line, ok := <-p.lines:
-		if !ok {
-			p.t.Fatalf("python client %s closed its output (exited?)\nstderr:\n%s", p.name, p.stderr.String())
-		}
-		var r pyReply
-		if err := json.Unmarshal(line, &r); err != nil {
-			p.t.Fatalf("python client %s: bad reply %q: %v", p.name, line, err)
-		}
-		if r.Cmd != cmd {
-			p.t.Fatalf("python client %s: got %s, want the reply to %q", p.name, line, cmd)
-		}
-		return r
-	case <-time.After(hangTimeout):
-		p.t.Fatalf("python client %s: no reply to %q within %v (a hang)", p.name, cmd, hangTimeout)
+	line := p.readLine(fmt.Sprintf("reply to %q", cmd))
+	var r pyReply
+	if err := json.Unmarshal([]byte(line), &r); err != nil {
+		p.t.Fatalf("%s: bad reply %q: %v", p.name, line, err)
 	}
-	return pyReply{}
+	if r.Cmd != cmd {
+		p.t.Fatalf("%s: got %s, want the reply to %q", p.name, line, cmd)
+	}
+	return r
 }
 
 // do runs one command and returns its reply, whether it failed or not.
@@ -770,7 +719,7 @@ func (p *pyClient) ok(words ...any) pyReply {
 	p.t.Helper()
 	r := p.do(words...)
 	if r.Exception != "" {
-		p.t.Fatalf("python client %s: %v: %s", p.name, words, r)
+		p.t.Fatalf("%s: %v: %s", p.name, words, r)
 	}
 	return r
 }
@@ -784,7 +733,7 @@ func (p *pyClient) open(name, path, mode string, flags ...string) {
 func (p *pyClient) write(name, s string) {
 	p.t.Helper()
 	if n := p.ok("write", name, pyHex(s)).N; n != len(s) {
-		p.t.Fatalf("python client %s: os.write of %d bytes returned %d", p.name, len(s), n)
+		p.t.Fatalf("%s: os.write of %d bytes returned %d", p.name, len(s), n)
 	}
 }
 
@@ -801,7 +750,7 @@ func (p *pyClient) pread(name string, size int, off int64) string {
 func (p *pyClient) signal(sig syscall.Signal) {
 	p.t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatalf("python client %s: sending %v: %v", p.name, sig, err)
+		p.t.Fatalf("%s: sending %v: %v", p.name, sig, err)
 	}
 }
 
@@ -842,22 +791,7 @@ func (r pyReply) String() string {
 // must wake it rather than find it ready.
 func pyWaitPolling(t *testing.T, p *pyClient) {
 	t.Helper()
-	wchan := fmt.Sprintf("/proc/%d/wchan", p.cmd.Process.Pid)
-	deadline := time.Now().Add(hangTimeout)
-	var last string
-	for time.Now().Before(deadline) {
-		b, err := os.ReadFile(wchan)
-		if err != nil {
-			t.Fatalf("python client %s: %v", p.name, err)
-		}
-		// The kernel's poll and select sleep in poll_schedule_timeout
-		// (older kernels: do_sys_poll, do_select).
-		if last = string(b); strings.Contains(last, "poll_schedule_timeout") || last == "do_sys_poll" || last == "do_select" {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("python client %s never slept in poll or select (%s: %q)", p.name, wchan, last)
+	waitPollSleep(t, p.cmd.Process.Pid, p.name)
 }
 
 // pyShow quotes s, eliding the middle of a long one.

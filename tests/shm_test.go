@@ -1,11 +1,9 @@
 package tests
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +13,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // shmTests is the conformance map of the spec's shm section (and of the
@@ -633,16 +629,8 @@ func shmCommand(t *testing.T, lang string, args ...string) []string {
 // A shmPeer is a running client that takes commands on stdin and answers
 // each with a line on stdout (see clients/shmtool.c for the commands).
 type shmPeer struct {
-	t      *testing.T
-	name   string // "C peer 2"
-	cmd    *exec.Cmd
-	in     io.WriteCloser
-	out    chan string // answers; closed at end of output
-	exited chan error  // receives Wait's result once
-	stderr lockedBuffer
-
-	done    bool // exited (and waited for)
-	waitErr error
+	*child
+	t *testing.T
 }
 
 var shmPeerCount struct {
@@ -656,35 +644,12 @@ func startShmPeer(t *testing.T, lang string) *shmPeer {
 	argv := shmCommand(t, lang, "peer")
 	shmPeerCount.Lock()
 	shmPeerCount.n++
-	p := &shmPeer{t: t, name: fmt.Sprintf("%s peer %d", lang, shmPeerCount.n), out: make(chan string, 100), exited: make(chan error, 1)}
+	name := fmt.Sprintf("%s peer %d", lang, shmPeerCount.n)
 	shmPeerCount.Unlock()
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stderr = &p.stderr
-	var err error
-	if p.in, err = p.cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("starting %s: %v", p.name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			p.out <- sc.Text()
-		}
-		close(p.out)
-		p.exited <- p.cmd.Wait()
-	}()
+	p := &shmPeer{child: startChild(t, name, exec.Command(argv[0], argv[1:]...)), t: t}
 	t.Cleanup(func() {
-		if !p.done {
-			p.in.Close()
-			p.cmd.Process.Kill()
-			p.wait()
-		}
+		p.drain()
+		p.killWait()
 	})
 	return p
 }
@@ -693,19 +658,8 @@ func startShmPeer(t *testing.T, lang string) *shmPeer {
 func (p *shmPeer) do(format string, args ...any) string {
 	p.t.Helper()
 	line := fmt.Sprintf(format, args...)
-	if _, err := fmt.Fprintln(p.in, line); err != nil {
-		p.t.Fatalf("%s: sending %q: %v; %s", p.name, line, err, p.exitReport())
-	}
-	select {
-	case ans, ok := <-p.out:
-		if !ok {
-			p.t.Fatalf("%s: no answer to %q: %s", p.name, line, p.exitReport())
-		}
-		return ans
-	case <-time.After(hangTimeout):
-		p.t.Fatalf("%s: no answer to %q within %v (a hang)", p.name, line, hangTimeout)
-	}
-	return ""
+	p.sendLine(line)
+	return p.readLine(fmt.Sprintf("answer to %q", line))
 }
 
 // ok sends a command and fails the test unless the answer is "ok"; it
@@ -730,42 +684,9 @@ func (p *shmPeer) wantErr(errno string, format string, args ...any) {
 // finish ends the client's input and fails the test unless it exits 0.
 func (p *shmPeer) finish() {
 	p.t.Helper()
-	p.in.Close()
-	if err := p.wait(); err != nil {
+	if exited, err := p.endInput(); !exited || err != nil {
 		p.t.Fatalf("%s: %s", p.name, p.exitReport())
 	}
-}
-
-// wait waits for the client to exit, killing it after hangTimeout.
-func (p *shmPeer) wait() error {
-	if !p.done {
-		select {
-		case p.waitErr = <-p.exited:
-		case <-time.After(hangTimeout):
-			p.cmd.Process.Kill()
-			p.waitErr = errors.Join(<-p.exited, fmt.Errorf("did not exit within %v (a hang)", hangTimeout))
-		}
-		p.done = true
-	}
-	return p.waitErr
-}
-
-// exitReport waits for a client that stopped answering and says how it
-// ended.
-func (p *shmPeer) exitReport() string {
-	err := p.wait()
-	how := "exited 0"
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			how = "killed by " + unix.SignalName(ws.Signal())
-		} else {
-			how = err.Error()
-		}
-	} else if err != nil {
-		how = err.Error()
-	}
-	return fmt.Sprintf("%s; stderr:\n%s", how, p.stderr.String())
 }
 
 // wantShmSize checks a channel's shm size as stat, ls -l and status show it.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -23,10 +24,8 @@ func benchCmd(args []string) int {
 		return bench.ClientMain(args[1:])
 	}
 	flags := flag.NewFlagSet("ipcfs bench", flag.ContinueOnError)
-	flags.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: ipcfs bench [flags]")
-		flags.PrintDefaults()
-	}
+	flags.Usage = func() {} // printed below
+	flags.SetOutput(io.Discard)
 	sizes := flags.String("sizes", "64,4K,64K", "message sizes, comma-separated (K suffix; at most 124K)")
 	asJSON := flags.Bool("json", false, "print JSON instead of the table")
 	svg := flags.String("svg", "", "also write a plot of latency and throughput by size to `FILE` (SVG)")
@@ -37,7 +36,7 @@ func benchCmd(args []string) int {
 	only := flags.String("only", "", "measure only these, comma-separated: rtt, tput, shm (shm's amortization point needs tput)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the serving daemon to `FILE`")
 	if err := flags.Parse(args); err != nil {
-		return 2
+		return usageError(flags, err, "usage: ipcfs bench [flags]")
 	}
 	if flags.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "ipcfs bench: unexpected arguments %q\n", flags.Args())

@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -12,15 +13,26 @@ import (
 
 	"github.com/ipcfs/ipcfs/channels"
 	"github.com/ipcfs/ipcfs/fs"
+	"github.com/ipcfs/ipcfs/internal/daemonize"
+	"github.com/ipcfs/ipcfs/internal/sdnotify"
 	"github.com/ipcfs/ipcfs/internal/size"
 )
 
-func mountCmd(args []string) int {
+const mountUsage = `usage: ipcfs mount [flags] MOUNTPOINT
+       ipcfs SOURCE MOUNTPOINT -o OPTIONS   (mount(8), fstab: each flag is an option, _ for -)`
+
+// The two forms of the mount command line.
+type mountForm int
+
+const (
+	foreground mountForm = iota // ipcfs mount [flags] MOUNTPOINT
+	helperForm                  // ipcfs SOURCE MOUNTPOINT -o OPTIONS (mount(8), fstab): daemonizes
+)
+
+func mountCmd(args []string, form mountForm) int {
 	flags := flag.NewFlagSet("ipcfs mount", flag.ContinueOnError)
-	flags.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: ipcfs mount [flags] MOUNTPOINT")
-		flags.PrintDefaults()
-	}
+	flags.Usage = func() {} // usageError prints it
+	flags.SetOutput(io.Discard)
 	allowOther := flags.Bool("allow-other", false, "let other users (and containers running as other uids) enter; the permission bits decide")
 	queueBytes := &size.Value{N: 16 << 20}
 	queueMsgs := &size.Value{N: 4096}
@@ -31,15 +43,22 @@ func mountCmd(args []string) int {
 	strictDirty := flags.Bool("strict-dirty-limit", false, "keep the kernel's 1% dirty-page share for FUSE mounts (by default, as root, ipcfs lifts it so stores into large shm regions run at memory speed)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
 	logOpts := addLogFlags(flags)
+	if form == helperForm {
+		return background(flags, args, logOpts)
+	}
 	mountpoint, err := parseWithOperand(flags, args)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "ipcfs mount:", err)
-		return 2
+		return usageError(flags, err, mountUsage)
 	}
-	log, err := logOpts.logger()
+	bg := daemonize.FromEnv() // started by background: the parent waits for bg.Ready
+	log, warning, err := logOpts.logger(bg != nil)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ipcfs mount:", err)
+		bg.Fail(err.Error())
 		return 2
+	}
+	if warning != "" {
+		bg.Warn(warning)
 	}
 
 	srv, err := fs.Mount(fs.Config{
@@ -52,12 +71,15 @@ func mountCmd(args []string) int {
 	})
 	if err != nil {
 		log.Error("mount failed", "err", err)
+		bg.Fail(err.Error())
 		return 1
 	}
 	if *cpuProfile != "" {
 		stop, err := startCPUProfile(*cpuProfile)
 		if err != nil {
 			log.Error("cpu profile", "err", err)
+			bg.Fail(err.Error())
+			srv.Shutdown()
 			return 1
 		}
 		defer stop()
@@ -72,6 +94,11 @@ func mountCmd(args []string) int {
 		close(served)
 	}()
 	log.Info("mounted", "mountpoint", srv.Mountpoint())
+	notify(log, sdnotify.Ready)
+	if bg != nil {
+		bg.Ready()
+		os.Chdir("/") // hold no directory busy
+	}
 
 	for {
 		select {
@@ -79,13 +106,25 @@ func mountCmd(args []string) int {
 			logStats(log, srv)
 		case sig := <-stop:
 			log.Info("signal received, unmounting", "signal", sig.String())
+			notify(log, sdnotify.Stopping)
 			srv.Shutdown()
 			log.Info("exiting")
 			return 0
 		case <-served:
+			notify(log, sdnotify.Stopping)
 			log.Info("unmounted from outside; exiting")
 			return 0
 		}
+	}
+}
+
+// notify tells systemd (a unit of Type=notify) the daemon's state; it does
+// nothing when not run by systemd.
+func notify(log *slog.Logger, state string) {
+	if sent, err := sdnotify.Notify(state); err != nil {
+		log.Warn("telling systemd", "state", state, "err", err)
+	} else if sent {
+		log.Debug("told systemd", "state", state)
 	}
 }
 
@@ -125,7 +164,6 @@ func parseWithOperand(flags *flag.FlagSet, args []string) (string, error) {
 		return "", err
 	}
 	if flags.NArg() == 0 {
-		flags.Usage()
 		return "", fmt.Errorf("missing MOUNTPOINT")
 	}
 	operand := flags.Arg(0)

@@ -16,29 +16,66 @@ type Mount struct {
 	FSType     string // e.g. "fuse.ipcfs"
 }
 
+// All returns every mount of this process's namespace, in the order of
+// /proc/self/mountinfo (a mount stacked on another comes after it).
+func All() ([]Mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
+	}
+	defer f.Close()
+	var all []Mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m, valid := parse(sc.Text()); valid {
+			all = append(all, m)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
+	}
+	return all, nil
+}
+
 // Find returns the mount whose mount point is path (absolute, clean), and
 // whether there is one. With several stacked on path, it returns the last
 // (the one on top).
 func Find(path string) (Mount, bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := All()
 	if err != nil {
-		return Mount{}, false, fmt.Errorf("mountinfo: %w", err)
+		return Mount{}, false, err
 	}
-	defer f.Close()
 	var found Mount
 	ok := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		m, valid := parse(sc.Text())
-		if valid && m.MountPoint == path {
+	for _, m := range all {
+		if m.MountPoint == path {
 			found, ok = m, true
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return Mount{}, false, fmt.Errorf("mountinfo: %w", err)
-	}
 	return found, ok, nil
+}
+
+// OfType returns every mount of /proc/self/mountinfo whose filesystem type
+// is fstype, in mount order.
+func OfType(fstype string) ([]Mount, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
+	}
+	defer f.Close()
+	var all []Mount
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if m, valid := parse(sc.Text()); valid && m.FSType == fstype {
+			all = append(all, m)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("mountinfo: %w", err)
+	}
+	return all, nil
 }
 
 // parse reads one line: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".

@@ -45,3 +45,38 @@ func TestFindRoot(t *testing.T) {
 		t.Errorf("Find of a non-mount-point = %v, %v", ok, err)
 	}
 }
+
+func TestAll(t *testing.T) {
+	all, err := All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := 0
+	for _, m := range all {
+		if m.MountPoint == "/" {
+			root++
+		}
+	}
+	if root == 0 {
+		t.Errorf("All() has no mount on /: %+v", all)
+	}
+}
+
+func TestOfType(t *testing.T) {
+	root, _, err := Find("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := OfType(root.FSType)
+	if err != nil || len(all) == 0 {
+		t.Fatalf("OfType(%q) = %v, %v; want at least the root", root.FSType, all, err)
+	}
+	for _, m := range all {
+		if m.FSType != root.FSType {
+			t.Errorf("OfType(%q) returned %+v", root.FSType, m)
+		}
+	}
+	if none, err := OfType("no-such-fstype"); len(none) != 0 || err != nil {
+		t.Errorf("All of an unknown type = %v, %v", none, err)
+	}
+}

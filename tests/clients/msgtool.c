@@ -4,8 +4,11 @@
  *
  *   msgtool write PATH MSG...          one write(2) per MSG
  *   msgtool read PATH N BUFSIZE        N read(2)s; prints "<len>:<bytes>\n" each
- *   msgtool poll PATH TIMEOUT_MS       poll(2) for POLLIN; prints "ready" or
- *                                      "timeout"; if ready reads one message
+ *   msgtool poll PATH TIMEOUT_MS       opens O_NONBLOCK and prints each event
+ *                                      on a line: "read-eagain" (the first
+ *                                      read found nothing), then poll(2) for
+ *                                      POLLIN: "ready" or "timeout"; if ready
+ *                                      reads one message
  *   msgtool nonblock PATH              O_NONBLOCK read of an empty queue;
  *                                      prints the errno name
  *
@@ -71,16 +74,21 @@ int main(int argc, char **argv) {
 		return 0;
 	}
 	if (strcmp(cmd, "poll") == 0 && argc == 4) {
-		int fd = open(path, O_RDONLY);
+		int fd = open(path, O_RDONLY | O_NONBLOCK);
 		if (fd < 0) die("open");
+		char buf[65536];
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n >= 0) { print_msg(buf, n); return 0; }
+		if (errno != EAGAIN) die("read");
+		puts("read-eagain");
+		fflush(stdout);
 		struct pollfd p = { .fd = fd, .events = POLLIN };
 		int r;
 		do r = poll(&p, 1, atoi(argv[3])); while (r < 0 && errno == EINTR);
 		if (r < 0) die("poll");
 		if (r == 0) { puts("timeout"); return 0; }
 		puts("ready");
-		char buf[65536];
-		ssize_t n = xread(fd, buf, sizeof buf);
+		n = xread(fd, buf, sizeof buf);
 		if (n < 0) die("read");
 		print_msg(buf, n);
 		return 0;

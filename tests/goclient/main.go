@@ -9,6 +9,11 @@
 //	goclient readall PATH        read messages until end of file
 //	goclient write PATH MSG...   write each MSG as one message
 //	goclient seq PATH PREFIX N   write N messages PREFIX-000000 … PREFIX-N-1
+//	goclient pollread PATH       read one message as os.File.Read does, printing
+//	                             each event on a line: "read-eagain" for each read
+//	                             that found nothing (the goroutine then waits in
+//	                             the runtime's epoll), "read-ready" and the
+//	                             quoted message for the read that got it
 package main
 
 import (
@@ -17,6 +22,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"syscall"
 )
 
 func main() {
@@ -28,7 +34,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return errors.New("usage: goclient read|readall|write|seq PATH ...")
+		return errors.New("usage: goclient read|readall|write|seq|pollread PATH [ARG]")
 	}
 	cmd, path := args[0], args[1]
 	switch cmd {
@@ -46,6 +52,8 @@ func run(args []string) error {
 		return read(path, n)
 	case "write":
 		return write(path, args[2:])
+	case "pollread":
+		return pollRead(path)
 	case "seq":
 		if len(args) != 4 {
 			return errors.New("usage: goclient seq PATH PREFIX N")
@@ -99,4 +107,43 @@ func write(path string, msgs []string) error {
 		}
 	}
 	return f.Close()
+}
+
+// pollRead reads one message the way os.File.Read does — read(2) on the
+// non-blocking file, and on EAGAIN wait for epoll to report it readable —
+// through SyscallConn, so that each step can be printed as it happens.
+func pollRead(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	buf := make([]byte, 256<<10)
+	var n int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		for {
+			// Go's preemption signals interrupt raw system calls.
+			if n, rerr = syscall.Read(int(fd), buf); rerr != syscall.EINTR {
+				break
+			}
+		}
+		if rerr == syscall.EAGAIN {
+			fmt.Println("read-eagain")
+			return false // wait until epoll says it is readable
+		}
+		return true
+	})
+	if err != nil {
+		return err
+	}
+	if rerr != nil {
+		return rerr
+	}
+	fmt.Println("read-ready", strconv.Quote(string(buf[:n])))
+	return nil
 }

@@ -146,8 +146,11 @@ func (e *MountpointDoesNotExistError) Error() string {
 // resources.
 func Mount(dir string, options ...MountOption) (*Conn, error) {
 	conf := mountConfig{
-		options:   make(map[string]string),
-		initFlags: InitAsyncDIO | InitSetxattrExt,
+		options: make(map[string]string),
+		// ipcfs: no InitAsyncDIO. With it the kernel turns Linux AIO and
+		// io_uring I/O on direct-I/O files into background requests, which
+		// are never interrupted and share max_background with every user.
+		initFlags: InitSetxattrExt,
 	}
 	for _, option := range options {
 		if err := option(&conf); err != nil {
@@ -214,7 +217,8 @@ func initMount(c *Conn, conf *mountConfig) error {
 	}
 	c.proto = proto
 
-	c.flags = r.Flags & (InitBigWrites | InitParallelDirOps | conf.initFlags)
+	// ipcfs: InitMaxPages, so that requests carry up to maxPages pages.
+	c.flags = r.Flags & (InitBigWrites | InitParallelDirOps | InitMaxPages | conf.initFlags)
 	s := &initResponse{
 		Library:             proto,
 		MaxReadahead:        conf.maxReadahead,
@@ -290,6 +294,15 @@ func (h *Header) Hdr() *Header {
 
 func (h *Header) noResponse() {
 	putMessage(h.msg)
+}
+
+// ReleaseBuffer gives the request's receive buffer (max_write bytes and a
+// page) back before the request is answered, for a request that may wait
+// long: the request's fields stay valid, but byte slices that point into
+// the buffer (WriteRequest.Data) must not be used after. ipcfs: added.
+func (h *Header) ReleaseBuffer() {
+	putMessage(h.msg)
+	h.msg = nil
 }
 
 func (h *Header) respond(msg []byte) {
@@ -437,6 +450,9 @@ func getMessage(c *Conn) *message {
 }
 
 func putMessage(m *message) {
+	if m == nil { // ipcfs: released early, see Header.ReleaseBuffer
+		return
+	}
 	m.buf = m.buf[:bufSize]
 	m.conn = nil
 	m.off = 0
@@ -1483,6 +1499,11 @@ func (r *initRequest) Respond(resp *initResponse) {
 	// errors on large writes.
 	if out.MaxWrite > maxWrite {
 		out.MaxWrite = maxWrite
+	}
+	// ipcfs: let requests carry maxWrite bytes in up to maxPages pages
+	// (the kernel's default is 32 pages, whatever max_write says).
+	if resp.Flags&InitMaxPages != 0 {
+		out.MaxPages = maxPages
 	}
 
 	switch {

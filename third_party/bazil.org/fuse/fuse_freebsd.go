@@ -4,3 +4,4 @@ package fuse
 //
 // This number is just a guess.
 const maxWrite = 128 * 1024
+const maxPages = 32

@@ -273,6 +273,12 @@ const (
 	OpenKeepCache   OpenResponseFlags = 1 << 1 // don't invalidate the data cache on open
 	OpenNonSeekable OpenResponseFlags = 1 << 2 // mark the file as non-seekable (not supported on FreeBSD)
 	OpenCacheDir    OpenResponseFlags = 1 << 3 // allow caching directory contents
+	OpenStream      OpenResponseFlags = 1 << 4 // the file is a stream: no file position (ipcfs: added)
+	OpenNoFlush     OpenResponseFlags = 1 << 5 // the kernel need not send FLUSH on close (ipcfs: added)
+
+	// OpenParallelDirectWrites lets direct writes of this file that do not
+	// extend it run in parallel under a shared inode lock. ipcfs: added.
+	OpenParallelDirectWrites OpenResponseFlags = 1 << 6
 )
 
 func (fl OpenResponseFlags) String() string {
@@ -284,6 +290,9 @@ var openResponseFlagNames = []flagName{
 	{uint32(OpenKeepCache), "OpenKeepCache"},
 	{uint32(OpenNonSeekable), "OpenNonSeekable"},
 	{uint32(OpenCacheDir), "OpenCacheDir"},
+	{uint32(OpenStream), "OpenStream"},
+	{uint32(OpenNoFlush), "OpenNoFlush"},
+	{uint32(OpenParallelDirectWrites), "OpenParallelDirectWrites"},
 }
 
 // The InitFlags are used in the Init exchange.
