@@ -102,19 +102,19 @@ func abortOnFailure(t *testing.T, d *daemon) {
 	})
 }
 
-// child is a started command whose output the test watches.
-type child struct {
+// proc is a started command whose output the test watches.
+type proc struct {
 	cmd      *exec.Cmd
 	out, err lockedBuffer
 	done     chan struct{} // closed when it has exited
 	exitErr  error         // valid once done is closed
 }
 
-// startChild starts a command; it is killed when the test ends if it is
+// startProc starts a command; it is killed when the test ends if it is
 // still running (after the daemon, if the test failed).
-func startChild(t *testing.T, d *daemon, name string, args ...string) *child {
+func startProc(t *testing.T, d *daemon, name string, args ...string) *proc {
 	t.Helper()
-	c := &child{cmd: exec.Command(name, args...), done: make(chan struct{})}
+	c := &proc{cmd: exec.Command(name, args...), done: make(chan struct{})}
 	c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.err
 	c.cmd.Env = append(os.Environ(), clientGORACE)
 	if err := c.cmd.Start(); err != nil {
@@ -136,7 +136,7 @@ func startChild(t *testing.T, d *daemon, name string, args ...string) *child {
 	return c
 }
 
-func (c *child) exited() bool {
+func (c *proc) exited() bool {
 	select {
 	case <-c.done:
 		return true
@@ -146,7 +146,7 @@ func (c *child) exited() bool {
 }
 
 // wait waits for the command to exit and returns its error.
-func (c *child) wait(t *testing.T) error {
+func (c *proc) wait(t *testing.T) error {
 	t.Helper()
 	select {
 	case <-c.done:
@@ -193,7 +193,7 @@ func dState(pid int) string {
 
 // waitReading waits until c waits in the daemon for a message of the
 // channel ch (blocked_readers 1), failing at once if c exits instead.
-func waitReading(t *testing.T, ch string, c *child, who string) {
+func waitReading(t *testing.T, ch string, c *proc, who string) {
 	t.Helper()
 	waitUntil(t, who+" waiting for a message", func() bool {
 		return readStatus(t, ch)["blocked_readers"] == "1" || c.exited()
@@ -208,7 +208,7 @@ func waitReading(t *testing.T, ch string, c *child, who string) {
 // threads is seen in uninterruptible sleep: the processes of these
 // scenarios never have a reason to be (issue 8: a writer stuck in
 // folio_lock, a process stuck in exit_aio).
-func waitNeverD(t *testing.T, c *child, who string) error {
+func waitNeverD(t *testing.T, c *proc, who string) error {
 	t.Helper()
 	deadline := time.Now().Add(hangTimeout)
 	for !c.exited() {
@@ -296,7 +296,7 @@ func testBusyboxCatMsg(t *testing.T, d *daemon) {
 	msg := filepath.Join(ch, "msg")
 	writeMsgs(t, msg, msgs...)
 	writeCtl(t, ch, "hangup")
-	cat := startChild(t, d, bb, "cat", msg)
+	cat := startProc(t, d, bb, "cat", msg)
 	if err := cat.wait(t); err != nil {
 		t.Errorf("busybox cat: %v %s", err, cat.err.String())
 	}
@@ -308,7 +308,7 @@ func testBusyboxCatMsg(t *testing.T, d *daemon) {
 	// cat waiting first, the messages coming one by one.
 	ch = d.channel("streamed")
 	msg = filepath.Join(ch, "msg")
-	cat = startChild(t, d, bb, "cat", msg)
+	cat = startProc(t, d, bb, "cat", msg)
 	waitReading(t, ch, cat, "busybox cat")
 	for i, m := range msgs {
 		writeMsgs(t, msg, m)
@@ -394,9 +394,9 @@ func testBusyboxCatDeadlock(t *testing.T, d *daemon) {
 	ch := d.channel("d")
 	env := map[string]string{"CH": ch}
 	sh(t, env, `echo primer > "$CH/msg"; echo flush > "$CH/ctl"`)
-	cat := startChild(t, d, bb, "cat", filepath.Join(ch, "msg"))
+	cat := startProc(t, d, bb, "cat", filepath.Join(ch, "msg"))
 	waitReading(t, ch, cat, "busybox cat")
-	writer := startChild(t, d, "sh", "-c", "echo late > "+shQuote(filepath.Join(ch, "msg")))
+	writer := startProc(t, d, "sh", "-c", "echo late > "+shQuote(filepath.Join(ch, "msg")))
 	if err := waitNeverD(t, writer, "echo late > msg with busybox cat waiting"); err != nil {
 		t.Errorf("echo late > msg: %v %s", err, writer.err.String())
 	}
@@ -520,7 +520,7 @@ func testGoCopyTCP(t *testing.T, d *daemon) {
 	ch = d.channel("go-streamed")
 	msg = filepath.Join(ch, "msg")
 	addr, received = tcpSink(t)
-	c := startChild(t, d, cc, "tcp", msg, addr)
+	c := startProc(t, d, cc, "tcp", msg, addr)
 	// A Go reader waits in epoll, not in the daemon: it has msg open.
 	waitUntil(t, "io.Copy opening msg", func() bool {
 		return readStatus(t, ch)["readers"] == "1" || c.exited()
@@ -797,7 +797,7 @@ func testUring(t *testing.T, d *daemon, mode string) {
 	ch := d.channel("uring")
 	msg := filepath.Join(ch, "msg")
 	msgs := []string{"m1", "message two", bigMessage, "m4", "the fifth"}
-	r := startChild(t, d, ut, "read", msg, strconv.Itoa(len(msgs)), mode, "65536")
+	r := startProc(t, d, ut, "read", msg, strconv.Itoa(len(msgs)), mode, "65536")
 	waitUntil(t, "the io_uring reader opening msg", func() bool {
 		return readStatus(t, ch)["readers"] == "1" || r.exited()
 	})
@@ -807,9 +807,14 @@ func testUring(t *testing.T, d *daemon, mode string) {
 				i+1, mode, abbrev(r.out.String()), r.exited(), r.exitErr, r.err.String(), abbrev(cRecords(msgs[:i])))
 		}
 		writeMsgs(t, msg, m)
-		waitUntil(t, fmt.Sprintf("the io_uring reader taking message %d", i+1), func() bool {
-			return len(r.out.String()) >= len(cRecords(msgs[:i+1])) || r.exited()
-		})
+		deadline := time.Now().Add(hangTimeout)
+		for len(r.out.String()) < len(cRecords(msgs[:i+1])) && !r.exited() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the io_uring reader (%s) printed nothing for message %d within %v (a hang): printed %q, status %s",
+					mode, i+1, hangTimeout, abbrev(r.out.String()), counters(t, ch))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	if err := r.wait(t); err != nil {
 		t.Errorf("uringtool read: %v %s", err, r.err.String())
@@ -962,7 +967,7 @@ func testTailF(t *testing.T, d *daemon) {
 	tail := tool(t, "tail")
 	ch := d.channel("tail")
 	msg := filepath.Join(ch, "msg")
-	tf := startChild(t, d, tail, "-f", msg)
+	tf := startProc(t, d, tail, "-f", msg)
 	waitUntil(t, "tail -f opening msg", func() bool { return readStatus(t, ch)["readers"] == "1" || tf.exited() })
 	var want string
 	for _, m := range []string{"M1\n", "M2\n", "M3\n", "END\n"} {
@@ -1103,7 +1108,7 @@ func TestReadersCrossUser(t *testing.T) {
 	if err := os.WriteFile(in, []byte(cmds), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	other := startChild(t, u.daemon, "setpriv", "--reuid", nobody, "--regid", nobody, "--clear-groups",
+	other := startProc(t, u.daemon, "setpriv", "--reuid", nobody, "--regid", nobody, "--clear-groups",
 		"sh", "-c", `exec "$0" probe < "$1"`, bin, in)
 	// It must exit, its reads done or never left in flight: never in D.
 	if err := waitNeverD(t, other, "uid nobody after 12 io_submit reads and exit"); err != nil {
