@@ -204,19 +204,28 @@ func waitReading(t *testing.T, ch string, c *proc, who string) {
 	}
 }
 
-// waitNeverD waits for c to exit, failing the test the moment any of its
-// threads is seen in uninterruptible sleep: the processes of these
-// scenarios never have a reason to be (issue 8: a writer stuck in
-// folio_lock, a process stuck in exit_aio).
-func waitNeverD(t *testing.T, c *proc, who string) error {
+// waitNotStuck waits for c to exit and returns its error. A thread of c
+// seen in uninterruptible sleep (state D) at one of the kernel functions
+// named in stuckAt — where issue 8 saw processes stuck for good, such as
+// a writer in __folio_lock — fails the test at once; a D state elsewhere
+// may be brief (exit_aio always waits out an RCU grace period), so it fails
+// the test only if c has not exited within hangTimeout, and is reported.
+func waitNotStuck(t *testing.T, c *proc, who string, stuckAt ...string) error {
 	t.Helper()
 	deadline := time.Now().Add(hangTimeout)
+	var seen string
 	for !c.exited() {
 		if ds := dState(c.cmd.Process.Pid); ds != "" {
-			t.Fatalf("%s: %s (SIGKILL cannot end it)", who, ds)
+			for _, at := range stuckAt {
+				if strings.Contains(ds, " at "+at) {
+					t.Fatalf("%s: %s (SIGKILL cannot end it)", who, ds)
+				}
+			}
+			seen = ds
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s did not finish within %v (a hang)", who, hangTimeout)
+			t.Fatalf("%s did not finish within %v (a hang): now %q, last seen in D: %q",
+				who, hangTimeout, dState(c.cmd.Process.Pid), seen)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
@@ -397,7 +406,7 @@ func testBusyboxCatDeadlock(t *testing.T, d *daemon) {
 	cat := startProc(t, d, bb, "cat", filepath.Join(ch, "msg"))
 	waitReading(t, ch, cat, "busybox cat")
 	writer := startProc(t, d, "sh", "-c", "echo late > "+shQuote(filepath.Join(ch, "msg")))
-	if err := waitNeverD(t, writer, "echo late > msg with busybox cat waiting"); err != nil {
+	if err := waitNotStuck(t, writer, "echo late > msg with busybox cat waiting", "__folio_lock", "folio_wait"); err != nil {
 		t.Errorf("echo late > msg: %v %s", err, writer.err.String())
 	}
 	waitUntil(t, "busybox cat printing the late message", func() bool {
@@ -1110,8 +1119,10 @@ func TestReadersCrossUser(t *testing.T) {
 	}
 	other := startProc(t, u.daemon, "setpriv", "--reuid", nobody, "--regid", nobody, "--clear-groups",
 		"sh", "-c", `exec "$0" probe < "$1"`, bin, in)
-	// It must exit, its reads done or never left in flight: never in D.
-	if err := waitNeverD(t, other, "uid nobody after 12 io_submit reads and exit"); err != nil {
+	// It must exit, its reads done or never left in flight: not stuck in
+	// D at exit_aio (a moment there is normal: exit_aio waits for an RCU
+	// grace period).
+	if err := waitNotStuck(t, other, "uid nobody after 12 io_submit reads and exit"); err != nil {
 		t.Errorf("uid nobody's probe: %v %s", err, other.err.String())
 	}
 	if want := "ok\nok\nok 1\nok\nok 12\n"; other.out.String() != want {
