@@ -8,8 +8,9 @@ import (
 	"time"
 )
 
-// MaxSize is the largest message size Run accepts: the largest write(2)
-// that is always one msg message (124 KiB).
+// MaxSize is the largest message size Run accepts, 124 KiB: msg takes
+// messages up to 1 MiB - 4 KiB + 1, but a SOCK_SEQPACKET socket with the
+// default buffers does not, and every size is measured on every transport.
 const MaxSize = 31 * 4096
 
 // Transports of the message measurements, the pipe first: it is the

@@ -25,13 +25,13 @@ type channel struct {
 	lastSent  atomic.Int64 // UnixNano; 0 before the first
 
 	// Guarded by Server.mu.
-	name     string
-	uid, gid uint32
-	perm     os.FileMode
-	changed  time.Time // ctime: last chmod/chown
-	lookups  uint64    // references the kernel holds to this channel's nodes
-	shmOpen  int       // open handles of shm
-	shmFreed bool      // the region was closed
+	name     string      // GUARDED_BY(Server.mu)
+	uid, gid uint32      // GUARDED_BY(Server.mu)
+	perm     os.FileMode // GUARDED_BY(Server.mu)
+	changed  time.Time   // GUARDED_BY(Server.mu); ctime: last chmod/chown
+	lookups  uint64      // GUARDED_BY(Server.mu); references the kernel holds to this channel's nodes
+	shmOpen  int         // GUARDED_BY(Server.mu); open handles of shm
+	shmFreed bool        // GUARDED_BY(Server.mu); the region was closed
 }
 
 // attr returns the attributes of the channel's node of kind k. Requires

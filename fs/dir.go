@@ -14,7 +14,7 @@ type dirHandle struct {
 	node fuse.NodeID
 
 	mu      sync.Mutex // guards listing
-	listing []byte
+	listing []byte     // GUARDED_BY(mu)
 }
 
 var _ reader = (*dirHandle)(nil)

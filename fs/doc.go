@@ -9,7 +9,10 @@
 // four files, in a static table: msg, shm, ctl, status. A node ID encodes
 // the channel's serial number and the file kind, so nothing but the
 // channels needs a table; serials are never reused, so an ID always names
-// one object for as long as the kernel holds it.
+// one object for as long as the kernel holds it. msg is the exception:
+// every LOOKUP of it returns a new node (msgInstanceBit, a table of its
+// own), so that each open file of msg has a kernel inode, and inode lock,
+// of its own (see "Locks in the kernel").
 //
 // # Waiting
 //
@@ -21,11 +24,42 @@
 //
 // # Interrupts
 //
-// An INTERRUPT names a request by ID. A parked request is withdrawn from
-// its channel and answered EINTR; a request never gets a message after its
-// withdrawal. An INTERRUPT that arrives before the request it names has
-// parked (several goroutines read requests) is remembered briefly, and
-// the request is answered EINTR as soon as it tries to park.
+// An INTERRUPT names a request by ID. If the requesting thread has a
+// pending signal that it catches or that kills it (signalsEndWait reads
+// /proc/TID/status), the parked request is withdrawn from its channel and
+// answered EINTR; a request never gets a message after its withdrawal.
+// Otherwise (the thread was stopped, traced or frozen) it stays parked and
+// its thread's signals are read again every 20 ms. An INTERRUPT that
+// arrives before the request it names has parked (several goroutines read
+// requests) is remembered briefly and applied as the request parks.
+//
+// # Locks in the kernel
+//
+// The kernel holds a msg inode's lock across a whole direct write(2), and
+// takes it exclusively for SEEK_END, utimes, fsync, truncate and O_APPEND
+// writes: a WRITE parked in the daemon must not hold a lock anybody else
+// needs. So each open file of msg has its own inode (msg instances), msg
+// reports a size beyond any offset (msgSize) and opens with
+// FOPEN_PARALLEL_DIRECT_WRITES (writes sharing an open file take the lock
+// shared) and FOPEN_NOFLUSH (close takes no lock).
+//
+// # The page cache
+//
+// msg, ctl and status are direct I/O, but sendfile, splice, readahead and
+// private mappings still read them through the page cache. Those READs
+// carry no lock owner; the server refuses them with EINVAL before they
+// reach a handle (Server.read), so they never take a message or park
+// holding a locked page.
+//
+// # Locking
+//
+// Lock order: Server.mu, then a channel's lock (channels.Channel), then a
+// region's (shmregion.Region). msgHandle.mu is taken without Server.mu and
+// is held while a READ is answered from the window, because the window's
+// buffer is recycled when it is dropped; pollMu guards only the wakeup
+// handle. pendingRequests.mu is a leaf. No lock is held while a channel
+// runs completion or wake functions, and lookup, rename and mkdir send
+// their reply after releasing Server.mu.
 //
 // # Errors
 //

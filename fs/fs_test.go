@@ -88,12 +88,13 @@ func TestPendingRequests(t *testing.T) {
 		t.Fatal("add of a fresh request reported it interrupted")
 	}
 	p.interrupt(1)
-	if a.interrupted != 1 || p.len() != 0 {
-		t.Errorf("after interrupt: interrupted %d times, %d parked; want 1, 0", a.interrupted, p.len())
+	if a.interrupted != 1 || p.len() != 1 {
+		t.Errorf("after interrupt: interrupted %d times, %d parked; want 1, 1 (it stays until answered)", a.interrupted, p.len())
 	}
+	p.remove(1)    // answered
 	p.interrupt(1) // again: nothing left to interrupt
-	if a.interrupted != 1 {
-		t.Errorf("a second interrupt reached the request")
+	if a.interrupted != 1 || p.len() != 0 {
+		t.Errorf("an interrupt after the answer reached the request")
 	}
 
 	// The interrupt overtakes its request: remembered, then refused at add.

@@ -23,8 +23,8 @@ const earlyInterruptTTL = 10 * time.Second
 // pendingRequests tracks parked requests by ID for INTERRUPT.
 type pendingRequests struct {
 	mu      sync.Mutex                       // guards both maps
-	waiting map[fuse.RequestID]interruptible // parked, or about to park
-	early   map[fuse.RequestID]time.Time     // interrupts seen before their request parked
+	waiting map[fuse.RequestID]interruptible // GUARDED_BY(mu); parked, or about to park
+	early   map[fuse.RequestID]time.Time     // GUARDED_BY(mu); interrupts seen before their request parked
 }
 
 func newPendingRequests() *pendingRequests {
@@ -54,14 +54,13 @@ func (p *pendingRequests) remove(id fuse.RequestID) {
 	p.mu.Unlock()
 }
 
-// interrupt withdraws the request with the given ID, or remembers the ID
-// if that request has not registered yet.
+// interrupt tells the request with the given ID that the kernel
+// interrupted it, or remembers the ID if that request has not registered
+// yet. The request stays registered until it is answered (remove).
 func (p *pendingRequests) interrupt(id fuse.RequestID) {
 	p.mu.Lock()
 	r, ok := p.waiting[id]
-	if ok {
-		delete(p.waiting, id)
-	} else {
+	if !ok {
 		now := time.Now()
 		for old, t := range p.early {
 			if now.Sub(t) > earlyInterruptTTL {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"bazil.org/fuse"
@@ -26,16 +27,16 @@ type msgHandle struct {
 	// mu guards the window. It is held while a READ is answered from the
 	// window, because the window's buffer is recycled when it is dropped.
 	mu       sync.Mutex
-	win      []byte // the current message (a getBuf buffer); nil before the first
-	winStart int64  // its file offset
-	winSeen  int    // how many of its bytes reads have returned (high-water mark)
-	ringPid  uint32 // the last thread checked by readsFromRing, and the answer
-	ringOK   bool
-	endPos   int64 // offset of the last read at the end of the file (see read)
+	win      []byte // GUARDED_BY(mu); the current message (a getBuf buffer); nil before the first
+	winStart int64  // GUARDED_BY(mu); its file offset
+	winSeen  int    // GUARDED_BY(mu); how many of its bytes reads have returned (high-water mark)
+	ringPid  uint32 // GUARDED_BY(mu); the last thread checked by readsFromRing, and the answer
+	ringOK   bool   // GUARDED_BY(mu)
+	endPos   int64  // GUARDED_BY(mu); offset of the last read at the end of the file (see read)
 
-	pollMu sync.Mutex // guards wakeup and polled
-	wakeup fuse.PollWakeup
-	polled bool // wakeup is set
+	pollMu sync.Mutex      // guards wakeup and polled
+	wakeup fuse.PollWakeup // GUARDED_BY(pollMu)
+	polled bool            // GUARDED_BY(pollMu); wakeup is set
 }
 
 var (
@@ -101,9 +102,7 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 		h.deliver(req, msg, err)
 		return nil
 	}
-	return h.park(req,
-		func(w *channels.Waiter) { h.c.queue.Receive(w, false) },
-		func(msg []byte, err error) { h.deliver(req, msg, err) })
+	return h.park(req, parkedRead{h, req})
 }
 
 // deliver answers a READ that took msg (or err) from the channel.
@@ -194,9 +193,7 @@ func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	// Most writes find room, or a waiting reader: no waiter needed.
 	err := h.c.queue.TrySend(msg)
 	if err == channels.ErrWouldBlock && req.FileFlags&fuse.OpenNonblock == 0 {
-		return h.park(req,
-			func(w *channels.Waiter) { h.c.queue.Send(w, msg, false) },
-			func(_ []byte, err error) { h.sent(req, len(msg), err) })
+		return h.park(req, parkedWrite{h, req, msg})
 	}
 	if err != nil {
 		putBuf(msg)
@@ -216,22 +213,55 @@ func (h *msgHandle) sent(req *fuse.WriteRequest, n int, err error) {
 	req.Respond(&fuse.WriteResponse{Size: n})
 }
 
-// park starts a send or receive that may wait, with a waiter registered
-// for INTERRUPT; finish answers the request when it completes.
+// waitingOp is what a parked request does in its channel: start, with a
+// waiter, and finish, answering the request, when the channel completes it.
+type waitingOp interface {
+	start(w *channels.Waiter)
+	finish(msg []byte, err error)
+}
+
+// parkedRead is a msg READ waiting for a message.
+type parkedRead struct {
+	h   *msgHandle
+	req *fuse.ReadRequest
+}
+
+func (r parkedRead) start(w *channels.Waiter)     { r.h.c.queue.Receive(w, false) }
+func (r parkedRead) finish(msg []byte, err error) { r.h.deliver(r.req, msg, err) }
+
+// parkedWrite is a msg WRITE waiting for room for its message (a copy of
+// the request's data).
+type parkedWrite struct {
+	h   *msgHandle
+	req *fuse.WriteRequest
+	msg []byte
+}
+
+func (w parkedWrite) start(cw *channels.Waiter)  { w.h.c.queue.Send(cw, w.msg, false) }
+func (w parkedWrite) finish(_ []byte, err error) { w.h.sent(w.req, len(w.msg), err) }
+
+var (
+	_ waitingOp = parkedRead{}
+	_ waitingOp = parkedWrite{}
+)
+
+// park starts op, which may wait, with a waiter registered for INTERRUPT.
 // The request's data must have been copied: its receive buffer (1 MiB) is
 // given back, so that waiting requests hold only what they need.
-func (h *msgHandle) park(req fuse.Request, start func(*channels.Waiter), finish func(msg []byte, err error)) error {
+func (h *msgHandle) park(req fuse.Request, op waitingOp) error {
 	req.Hdr().ReleaseBuffer()
-	p := &parkedRequest{s: h.s, req: req, finish: finish}
+	p := &parkedRequest{s: h.s, req: req, op: op}
 	p.w = h.c.queue.NewWaiter(p.done)
 	if !h.s.pending.add(req.Hdr().ID, p) {
 		// Interrupted before it parked.
 		if signalsEndWait(req.Hdr().Pid) {
 			return errInterrupted
 		}
+		h.s.pending.add(req.Hdr().ID, p) // the early interrupt is used up: this registers
+		p.watching.Store(true)
 		go p.watchSignals()
 	}
-	start(p.w)
+	op.start(p.w)
 	return nil
 }
 
@@ -240,14 +270,15 @@ type parkedRequest struct {
 	s        *Server
 	req      fuse.Request
 	w        *channels.Waiter
-	finish   func(msg []byte, err error)
+	op       waitingOp
 	finished atomic.Bool // done has run
+	watching atomic.Bool // watchSignals runs
 }
 
 func (p *parkedRequest) done(msg []byte, err error) {
 	p.finished.Store(true)
 	p.s.pending.remove(p.req.Hdr().ID)
-	p.finish(msg, err)
+	p.op.finish(msg, err)
 }
 
 // interrupt answers the kernel's INTERRUPT: EINTR now if a signal that
@@ -255,7 +286,9 @@ func (p *parkedRequest) done(msg []byte, err error) {
 // its thread's signals are watched.
 func (p *parkedRequest) interrupt() {
 	if !signalsEndWait(p.req.Hdr().Pid) {
-		go p.watchSignals()
+		if !p.watching.Swap(true) {
+			go p.watchSignals()
+		}
 		return
 	}
 	p.cancel()
@@ -266,7 +299,7 @@ func (p *parkedRequest) interrupt() {
 func (p *parkedRequest) cancel() {
 	if p.w.Cancel() {
 		p.s.pending.remove(p.req.Hdr().ID)
-		p.req.RespondError(fuse.EINTR)
+		p.req.RespondError(syscall.EINTR)
 	}
 }
 

@@ -57,7 +57,7 @@ const msgInstanceBit = 1 << 63
 // msgInstance is one node of a channel's msg (see msgInstanceBit).
 type msgInstance struct {
 	c       *channel
-	lookups uint64 // references the kernel holds to this node
+	lookups uint64 // GUARDED_BY(Server.mu); references the kernel holds to this node
 }
 
 func nodeID(serial uint64, k kind) fuse.NodeID {

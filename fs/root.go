@@ -124,22 +124,30 @@ func (s *Server) rename(r *fuse.RenameRequest) error {
 	if err := checkName(r.NewName); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.names[r.OldName]
-	if !ok {
-		return fmt.Errorf("rename %q: %w", r.OldName, errNoEntry)
-	}
-	if r.NewName != r.OldName {
-		if _, taken := s.names[r.NewName]; taken {
-			return fmt.Errorf("rename %q to %q: %w", r.OldName, r.NewName, errExists)
-		}
-		delete(s.names, r.OldName)
-		s.names[r.NewName] = c
-		c.name = r.NewName
+	if err := s.renameLocked(r.OldName, r.NewName); err != nil {
+		return err
 	}
 	s.log.Debug("channel renamed", "from", r.OldName, "to", r.NewName)
-	r.Respond()
+	r.Respond() // not under Server.mu: the reply may wait for the kernel
+	return nil
+}
+
+// renameLocked is rename's work under Server.mu.
+func (s *Server) renameLocked(oldName, newName string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.names[oldName]
+	if !ok {
+		return fmt.Errorf("rename %q: %w", oldName, errNoEntry)
+	}
+	if newName != oldName {
+		if _, taken := s.names[newName]; taken {
+			return fmt.Errorf("rename %q to %q: %w", oldName, newName, errExists)
+		}
+		delete(s.names, oldName)
+		s.names[newName] = c
+		c.name = newName
+	}
 	return nil
 }
 

@@ -42,14 +42,14 @@ type Server struct {
 	pending *pendingRequests
 	served  chan struct{} // closed when Serve returns
 
-	mu         sync.RWMutex        // guards the fields below and every channel's namespace fields
-	names      map[string]*channel // live channels by name
-	channels   map[uint64]*channel // by serial: live ones, and removed ones the kernel still knows
-	msgNodes   map[fuse.NodeID]*msgInstance
-	handles    map[fuse.HandleID]handle
-	nextSerial uint64
-	nextMsg    uint64 // the last msg instance's number
-	nextHandle fuse.HandleID
+	mu         sync.RWMutex                 // guards the fields below and every channel's namespace fields
+	names      map[string]*channel          // GUARDED_BY(mu); live channels by name
+	channels   map[uint64]*channel          // GUARDED_BY(mu); by serial: live ones, and removed ones the kernel still knows
+	msgNodes   map[fuse.NodeID]*msgInstance // GUARDED_BY(mu)
+	handles    map[fuse.HandleID]handle     // GUARDED_BY(mu)
+	nextSerial uint64                       // GUARDED_BY(mu)
+	nextMsg    uint64                       // GUARDED_BY(mu); the last msg instance's number
+	nextHandle fuse.HandleID                // GUARDED_BY(mu)
 }
 
 func newServer(cfg Config, conn *fuse.Conn) *Server {
@@ -348,6 +348,7 @@ func errnoName(e syscall.Errno) string {
 type Stats struct {
 	Channels        int // live channels
 	RemovedChannels int // removed, but still known to the kernel
+	MsgNodes        int // msg instances the kernel holds (see msgInstanceBit)
 	Handles         int // open files and directories
 	Parked          int // requests waiting in a channel
 }
@@ -358,6 +359,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Channels:        len(s.names),
 		RemovedChannels: len(s.channels) - len(s.names),
+		MsgNodes:        len(s.msgNodes),
 		Handles:         len(s.handles),
 	}
 	s.mu.RUnlock()

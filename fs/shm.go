@@ -46,9 +46,10 @@ func (h *shmHandle) release() {
 	c.shmOpen--
 	free := c.shmOpen == 0 && c.removed.Load() && !c.shmFreed
 	c.shmFreed = c.shmFreed || free
+	name := c.name
 	s.mu.Unlock()
 	if free {
 		c.shm.Close()
-		s.log.Debug("shared region freed", "channel", c.name)
+		s.log.Debug("shared region freed", "channel", name)
 	}
 }

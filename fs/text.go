@@ -15,7 +15,7 @@ type textHandle struct {
 	generate func() ([]byte, error)
 
 	mu   sync.Mutex // guards snap
-	snap []byte
+	snap []byte     // GUARDED_BY(mu)
 }
 
 var (

@@ -16,6 +16,16 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 	if err := checkName(r.Name); err != nil {
 		return err
 	}
+	resp, err := s.lookupLocked(r)
+	if err != nil {
+		return err
+	}
+	r.Respond(resp) // not under Server.mu: the reply may wait for the kernel
+	return nil
+}
+
+// lookupLocked is lookup's work under Server.mu.
+func (s *Server) lookupLocked(r *fuse.LookupRequest) (*fuse.LookupResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var c *channel
@@ -23,16 +33,16 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 	if r.Node == fuse.RootID {
 		var ok bool
 		if c, ok = s.names[r.Name]; !ok {
-			return fmt.Errorf("lookup %q: %w", r.Name, errNoEntry)
+			return nil, fmt.Errorf("lookup %q: %w", r.Name, errNoEntry)
 		}
 	} else {
 		dir, dk, err := s.channelOf(r.Node)
 		if err != nil || dk != kindDir || dir.removed.Load() {
-			return fmt.Errorf("lookup %q in node %v: %w", r.Name, r.Node, errNoEntry)
+			return nil, fmt.Errorf("lookup %q in node %v: %w", r.Name, r.Node, errNoEntry)
 		}
 		var ok bool
 		if k, ok = entryKind(r.Name); !ok {
-			return fmt.Errorf("lookup %q in channel %q: %w", r.Name, dir.name, errNoEntry)
+			return nil, fmt.Errorf("lookup %q in channel %q: %w", r.Name, dir.name, errNoEntry)
 		}
 		c = dir
 	}
@@ -45,8 +55,7 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 	if k == kindMsg {
 		resp.Node, resp.EntryValid = s.newMsgInstance(c), 0
 	}
-	r.Respond(resp)
-	return nil
+	return resp, nil
 }
 
 // newMsgInstance returns a new node for c's msg (see msgInstanceBit),
@@ -151,10 +160,10 @@ func (s *Server) truncate(c *channel, k kind, size uint64) error {
 	switch k {
 	case kindShm:
 		if size > math.MaxInt64 { // the kernel's limit is below, but keep the conversion honest
-			return fmt.Errorf("truncate shm of %q to %d: %w", c.name, size, shmregion.ErrTooLarge)
+			return fmt.Errorf("truncate shm of %q to %d: %w", s.nameOf(c), size, shmregion.ErrTooLarge)
 		}
 		if err := c.shm.Truncate(int64(size)); err != nil {
-			return fmt.Errorf("truncate shm of channel %q: %w", c.name, err)
+			return fmt.Errorf("truncate shm of channel %q: %w", s.nameOf(c), err)
 		}
 		return nil
 	case kindMsg, kindCtl:

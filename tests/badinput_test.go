@@ -29,6 +29,28 @@ var badInputTests = map[string]func(t *testing.T, d *daemon){
 	"writes to a hung-up channel":        testHungUpWrites,
 	"handles of a removed channel":       testRemovedHandles,
 	"1000 channels leave nothing behind": testChurn,
+	"rename racing a failing truncate":   testRenameRacingTruncate,
+}
+
+// testRenameRacingTruncate renames a channel back and forth while shm
+// truncates beyond --shm-max fail on it: the failure's error names the
+// channel, which rename changes. With a race-built daemon (as the tests
+// build it) an unguarded read of the name makes the race detector report,
+// and stop fails the test on that report.
+func testRenameRacingTruncate(t *testing.T, d *daemon) {
+	d.channel("a")
+	sh(t, map[string]string{"M": d.mnt}, `
+		i=0
+		while [ $i -lt 200 ]; do
+			mv "$M/a" "$M/b" && mv "$M/b" "$M/a"
+			i=$((i + 1))
+		done &
+		j=0
+		while [ $j -lt 200 ]; do
+			truncate -s 2M "$M/a/shm" 2>/dev/null || truncate -s 2M "$M/b/shm" 2>/dev/null
+			j=$((j + 1))
+		done
+		wait`)
 }
 
 const shmMax = 1 << 20

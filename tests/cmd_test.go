@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +15,9 @@ import (
 
 // cmdTests is the conformance map of the spec's command line.
 var cmdTests = map[string]func(t *testing.T){
-	"flags set every new channel's capacity":       testCapacityFlags,
-	"text log: the mounted line":                   testTextLog,
-	"ls -l sizes: msg, ctl, status 0, shm its own": testListingSizes,
+	"flags set every new channel's capacity":                                       testCapacityFlags,
+	"text log: the mounted line":                                                   testTextLog,
+	"ls -l sizes: msg 2^62 + bytes sent, ctl and status their length, shm its own": testListingSizes,
 	"version":                         testVersion,
 	"usage errors exit 2 and say why": testUsageErrors,
 }
@@ -86,20 +87,31 @@ func testListingSizes(t *testing.T) {
 		echo hello > "$CH/msg"; echo world > "$CH/msg"
 		echo flush > "$CH/ctl"; echo hello > "$CH/msg"
 		truncate -s 12345 "$CH/shm"`)
-	want := map[string]int64{"msg": 0, "ctl": 0, "status": 0, "shm": 12345}
-	for name, size := range want {
+	// msg: 2^62 plus the bytes sent (12 here, "hello\n" twice and once
+	// more); ctl and status: their content's length; shm: its own.
+	want := map[string]int64{"msg": 1<<62 + 18, "shm": 12345}
+	for _, name := range []string{"ctl", "status"} {
+		content, err := os.ReadFile(filepath.Join(ch, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[name] = int64(len(content))
+	}
+	var wantLs strings.Builder
+	for _, name := range []string{"ctl", "msg", "shm", "status"} {
 		fi, err := os.Stat(filepath.Join(ch, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fi.Size() != size {
-			t.Errorf("%s: size %d, want %d", name, fi.Size(), size)
+		if fi.Size() != want[name] {
+			t.Errorf("%s: size %d, want %d", name, fi.Size(), want[name])
 		}
+		fmt.Fprintf(&wantLs, "%d %s\n", want[name], name)
 	}
 	// ls -l agrees (it is what the spec names).
 	out := sh(t, map[string]string{"CH": ch}, `ls -l "$CH" | awk 'NR > 1 { print $5, $9 }'`)
-	if out != "0 ctl\n0 msg\n12345 shm\n0 status\n" {
-		t.Errorf("ls -l sizes:\n%s", out)
+	if out != wantLs.String() {
+		t.Errorf("ls -l sizes:\n%s\nwant:\n%s", out, wantLs.String())
 	}
 }
 

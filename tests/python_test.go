@@ -22,18 +22,18 @@ import (
 // child process (tests/clients/py/fdshell.py) driven one call at a time, so
 // the test can read status, write ctl or send a signal between calls.
 var pythonTests = map[string]func(t *testing.T, d *daemon){
-	"message boundaries":                     testPyBoundaries,
-	"partial reads and the remainder":        testPyPartialReads,
-	"seekable window":                        testPyWindow,
-	"limits: 124 KiB whole, 1 MiB in pieces": testPyLimits,
-	"O_NONBLOCK at open and by fcntl":        testPyNonblock,
-	"poll and select wake on POLLIN":         testPyPollIn,
-	"poll and select wake on POLLOUT":        testPyPollOut,
-	"poll after hangup and with a remainder": testPyPollEOF,
-	"signals: a blocked reader":              testPySignalReader,
-	"signals: a blocked writer":              testPySignalWriter,
-	"status counters":                        testPyStatus,
-	"hangup and reopen":                      testPyHangup,
+	"message boundaries":                               testPyBoundaries,
+	"partial reads and the remainder":                  testPyPartialReads,
+	"seekable window":                                  testPyWindow,
+	"limits: 1 MiB - 4 KiB + 1 whole, 4 MiB in pieces": testPyLimits,
+	"O_NONBLOCK at open and by fcntl":                  testPyNonblock,
+	"poll and select wake on POLLIN":                   testPyPollIn,
+	"poll and select wake on POLLOUT":                  testPyPollOut,
+	"poll after hangup and with a remainder":           testPyPollEOF,
+	"signals: a blocked reader":                        testPySignalReader,
+	"signals: a blocked writer":                        testPySignalWriter,
+	"status counters":                                  testPyStatus,
+	"hangup and reopen":                                testPyHangup,
 }
 
 func TestPython(t *testing.T) { runMounted(t, pythonTests) }
@@ -178,8 +178,8 @@ func testPyWindow(t *testing.T, d *daemon) {
 	}
 }
 
-// 124 KiB is one message; 1 MiB arrives as several pieces, each read(2)
-// returning bytes of one piece only.
+// 1,044,481 bytes (255 pages and one) are one message; 4 MiB arrive as
+// several pieces, each read(2) returning bytes of one piece only.
 func testPyLimits(t *testing.T, d *daemon) {
 	ch := d.channel("big")
 	msg := filepath.Join(ch, "msg")
@@ -188,7 +188,7 @@ func testPyLimits(t *testing.T, d *daemon) {
 	r := startPy(t, "reader")
 	r.open("r", msg, "r")
 
-	const atomic = 124 << 10 // 126,976 bytes: the largest write that is always one message
+	const atomic = 255*4096 + 1 // 1,044,481 bytes: the largest write that is always one message
 	data := pyRandomBytes(t, atomic, 1)
 	if n := w.ok("writefile", "w", pyTempFile(t, data)).N; n != atomic {
 		t.Fatalf("write of %d bytes returned %d", atomic, n)
@@ -196,19 +196,19 @@ func testPyLimits(t *testing.T, d *daemon) {
 	if st := readStatus(t, ch); st["messages"] != "1" || st["bytes"] != strconv.Itoa(atomic) {
 		t.Errorf("after a %d-byte write: messages %s bytes %s, want 1 and %d", atomic, st["messages"], st["bytes"], atomic)
 	}
-	if got := r.read("r", 128<<10); got != string(data) {
-		t.Errorf("a 128 KiB read returned %d bytes, want the whole %d-byte message", len(got), atomic)
+	if got := r.read("r", 2<<20); got != string(data) {
+		t.Errorf("a 2 MiB read returned %d bytes, want the whole %d-byte message", len(got), atomic)
 	}
 
-	const big = 1 << 20
+	const big = 4 << 20
 	data = pyRandomBytes(t, big, 2)
 	if n := w.ok("writefile", "w", pyTempFile(t, data)).N; n != big {
-		t.Fatalf("write of 1 MiB returned %d", n)
+		t.Fatalf("write of 4 MiB returned %d", n)
 	}
 	st := readStatus(t, ch)
 	pieces, _ := strconv.Atoi(st["messages"])
-	if pieces < big/(128<<10) || st["bytes"] != strconv.Itoa(big) {
-		t.Fatalf("after a 1 MiB write: messages %s bytes %s, want at least 8 pieces of at most 128 KiB holding %d bytes",
+	if pieces < big/(1<<20) || st["bytes"] != strconv.Itoa(big) {
+		t.Fatalf("after a 4 MiB write: messages %s bytes %s, want at least 4 pieces of at most 1 MiB holding %d bytes",
 			st["messages"], st["bytes"], big)
 	}
 	// Status tells where pieces begin: a read that takes a piece off the
@@ -238,7 +238,7 @@ func testPyLimits(t *testing.T, d *daemon) {
 				t.Errorf("read %d started a new piece with %d bytes of the last one unread", reads, pieceLen-pieceRead)
 			}
 			pieceLen, pieceRead = queued-nowQueued, len(b)
-			if pieceLen > 128<<10 || len(b) > pieceLen {
+			if pieceLen > 1<<20 || len(b) > pieceLen {
 				t.Errorf("read %d: %d bytes from a new piece of %d bytes", reads, len(b), pieceLen)
 			}
 		default:
@@ -250,9 +250,9 @@ func testPyLimits(t *testing.T, d *daemon) {
 		received, queued = nowReceived, nowQueued
 		got = append(got, b...)
 	}
-	t.Logf("1 MiB written as %d pieces, read in %d reads of %v bytes", pieces, reads, sizes)
+	t.Logf("4 MiB written as %d pieces, read in %d reads of %v bytes", pieces, reads, sizes)
 	if !bytes.Equal(got, data) {
-		t.Errorf("the pieces' concatenation (%d bytes in %d reads) differs from the 1 MiB written", len(got), reads)
+		t.Errorf("the pieces' concatenation (%d bytes in %d reads) differs from the 4 MiB written", len(got), reads)
 	}
 	if st := readStatus(t, ch); st["messages"] != "0" || st["truncated"] != "0" || pyAtoi(t, st["received"]) != 1+pieces {
 		t.Errorf("after reading the pieces: %v, want messages 0, truncated 0, received %d", st, 1+pieces)

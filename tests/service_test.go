@@ -489,8 +489,8 @@ func testMountHelperErrors(t *testing.T) {
 	if bins.skip == "" {
 		d := mount(t)
 		_, stderr, err := runErr(bins.ipcfs, "ipcfs", d.mnt, "-o", "rw")
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, "already a mount point") {
-			t.Errorf("mount form on a live mount: %v %q; want exit 1 saying it is already a mount point", err, stderr)
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(stderr, "already a live FUSE mount") {
+			t.Errorf("mount form on a live mount: %v %q; want exit 1 saying it is already a live FUSE mount", err, stderr)
 		}
 	}
 }

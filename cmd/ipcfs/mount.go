@@ -140,6 +140,7 @@ func logStats(log *slog.Logger, srv *fs.Server) {
 		"heap_objects", m.HeapObjects,
 		"channels", st.Channels,
 		"removed_channels", st.RemovedChannels,
+		"msg_nodes", st.MsgNodes,
 		"handles", st.Handles,
 		"parked_requests", st.Parked)
 }

@@ -174,6 +174,14 @@ func Mount(dir string, options ...MountOption) (*Conn, error) {
 	return c, nil
 }
 
+// NewConn returns a connection over dev, a file that behaves like
+// /dev/fuse after INIT (each read returns one request, each write takes one
+// reply or notification; a SOCK_SEQPACKET socket does), speaking protocol
+// 7.33. It lets a test play the kernel. ipcfs: added.
+func NewConn(dev *os.File) *Conn {
+	return &Conn{dev: dev, proto: Protocol{7, 33}}
+}
+
 type OldVersionError struct {
 	Kernel     Protocol
 	LibraryMin Protocol
