@@ -40,6 +40,7 @@ var readersTests = map[string]func(t *testing.T, d *daemon){
 	"liburing read loop, explicit offsets":               func(t *testing.T, d *daemon) { testUring(t, d, "explicit") },
 	"liburing short reads continue the message":          testUringShortReads,
 	"liburing writes":                                    testUringWrite,
+	"liburing reader SIGKILLed while waiting":            testUringKill,
 	"io_submit read blocks in the submitter":             testAIORead,
 	"io_submit read is interruptible":                    testAIOReadSignal,
 	"io_submit read of a SIGKILLed submitter":            testAIOReadKill,
@@ -723,6 +724,7 @@ func testCopyFileRange(t *testing.T, _ *daemon) {
 					p.want("open dst "+q(dst)+" w", "ok")
 				}
 				ans := p.do("cfr r dst 65536")
+				t.Logf("copy_file_range with M1 and M2 queued: %s", ans)
 				switch ans {
 				case "EINVAL", "EXDEV", "EOPNOTSUPP":
 					wantCounters(t, src, "copy_file_range failed with "+ans, 2, 2, 0, 0)
@@ -874,16 +876,48 @@ func testUringWrite(t *testing.T, d *daemon) {
 	wantCounters(t, ch, "after the io_uring writes", 0, 3, 3, 0)
 }
 
-// waitBlocked sends cmd to p and waits until the channel shows key 1 (the
-// request waits in the daemon), failing if p answers first.
-func waitBlocked(t *testing.T, p *prober, ch, cmd, key string) {
+// testUringKill: SIGKILL ends an io_uring reader waiting for a message,
+// and the reader takes nothing with it.
+func testUringKill(t *testing.T, d *daemon) {
+	ut := uringtool(t)
+	ch := d.channel("uk")
+	msg := filepath.Join(ch, "msg")
+	r := startProc(t, d, ut, "read", msg, "1", "cur", "65536")
+	// Its read waits in the daemon, or (msg supports poll) in io_uring
+	// for POLLIN, the process in io_uring_enter waiting for a completion.
+	waitUntil(t, "the io_uring reader waiting", func() bool {
+		wchan, _ := os.ReadFile(fmt.Sprintf("/proc/%d/wchan", r.cmd.Process.Pid))
+		return readStatus(t, ch)["blocked_readers"] == "1" || string(wchan) == "io_cqring_wait" || r.exited()
+	})
+	if r.exited() {
+		t.Fatalf("the io_uring reader exited: %v %s; printed %q", r.exitErr, r.err.String(), r.out.String())
+	}
+	r.cmd.Process.Kill()
+	if err := r.wait(t); err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Errorf("SIGKILLed io_uring reader: %v, want killed", err)
+	}
+	waitStatus(t, ch, "readers", "0")
+	writeMsgs(t, msg, "for the living")
+	if out := run(t, bins.goclient, "read", msg, "1"); out != q("for the living")+"\n" {
+		t.Errorf("a reader after the killed io_uring reader got %q", out)
+	}
+	wantCounters(t, ch, "after the killed io_uring reader", 0, 1, 1, 0)
+}
+
+// waitBlocked sends cmd to p and waits until the channel shows key 1, or
+// count (the request waits in the daemon), failing if p answers first.
+func waitBlocked(t *testing.T, p *prober, ch, cmd, key string, count ...string) {
 	t.Helper()
+	want := "1"
+	if len(count) > 0 {
+		want = count[0]
+	}
 	p.send(cmd)
 	waitUntil(t, cmd+" waiting in the daemon", func() bool {
 		if len(p.lines) > 0 {
 			t.Fatalf("%s answered at once: %s, want it to wait", cmd, p.result())
 		}
-		return readStatus(t, ch)[key] == "1"
+		return readStatus(t, ch)[key] == want
 	})
 	if ds := dState(p.cmd.Process.Pid); ds != "" {
 		t.Fatalf("while %s waits: %s (no signal can interrupt it)", cmd, ds)
@@ -1135,4 +1169,26 @@ func TestReadersCrossUser(t *testing.T) {
 	root.want("mkdir "+q(filepath.Join(u.mnt, "roots"))+" 0700", "ok")
 	root.want("msync "+q(filepath.Join(u.mnt, "roots", "shm"))+" 65536", "ok")
 	wantStatus(t, ch, "the private channel after its reader left", map[string]string{"readers": "0", "blocked_readers": "0"})
+
+	// Twelve io_submit reads of uid nobody waiting at once for a message
+	// that does not come (each in its own process, blocked in io_submit):
+	// root's msync and close of a dirtied mapping still go through, and
+	// SIGKILL ends each of the twelve.
+	empty := filepath.Join(u.mnt, "empty")
+	var waiting []*prober
+	for i := range 12 {
+		p := startProbeCmd(t, bin, []string{"setpriv", "--reuid", nobody, "--regid", nobody, "--clear-groups", bin, "probe"})
+		abortOnFailure(t, u.daemon)
+		if i == 0 {
+			p.want("mkdir "+q(empty)+" 0700", "ok")
+		}
+		p.want("open r "+q(filepath.Join(empty, "msg"))+" r", "ok")
+		waitBlocked(t, p, empty, "aioread r 4096 0", "blocked_readers", strconv.Itoa(i+1))
+		waiting = append(waiting, p)
+	}
+	root.want("msync "+q(filepath.Join(u.mnt, "roots", "shm"))+" 65536", "ok")
+	for _, p := range waiting {
+		p.kill(u.daemon)
+	}
+	wantStatus(t, empty, "after the twelve were killed", map[string]string{"readers": "0", "blocked_readers": "0", "received": "0"})
 }
