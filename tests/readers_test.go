@@ -246,7 +246,7 @@ func okData(ans string) (data string, ok bool) {
 	return s, err == nil
 }
 
-// status returns the counters of a channel that change with reads.
+// counters returns the counters of a channel that change with reads.
 func counters(t *testing.T, ch string) string {
 	t.Helper()
 	st := readStatus(t, ch)
