@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 )
 
@@ -14,14 +15,21 @@ import (
 const MaxSize = 31 * 4096
 
 // Transports of the message measurements, the pipe first: it is the
-// reference of every ratio.
+// reference of every ratio, with the floor.
 const (
 	Pipe   = "pipe"
-	Socket = "unix" // AF_UNIX, SOCK_SEQPACKET
+	Socket = "unix"  // AF_UNIX, SOCK_SEQPACKET
+	Floor  = "floor" // the minimal FUSE server of floor.go: the least any FUSE daemon costs
 	Msg    = "msg"
 )
 
-var transports = []string{Pipe, Socket, Msg}
+var transports = []string{Pipe, Socket, Floor, Msg}
+
+// Placements: where the clients and the daemons run.
+const (
+	Unpinned = "unpinned" // wherever the scheduler puts them
+	OneCPU   = "one-cpu"  // every process on one CPU (sched_setaffinity)
+)
 
 // doorbellSize is the message size of a doorbell: a note that data is in
 // the shared region, which also says where.
@@ -46,6 +54,8 @@ type Config struct {
 	Rounds      int           // interleaved rounds; default 3
 	ShmRegion   int64         // region size of the shm setup and copy measurements; default 16 MiB
 	Parts       Parts         // zero: everything
+	Placements  []string      // Unpinned, OneCPU; default both
+	CPU         int           // the CPU of OneCPU; -1 (default): the first the run may use
 	DaemonArgs  []string      // extra flags for `ipcfs mount`, e.g. --cpuprofile FILE
 	Progress    io.Writer     // where the progress line goes; nil: nowhere
 	ProgressTTY bool          // Progress is a terminal: rewrite one line instead of printing lines
@@ -71,6 +81,14 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShmRegion <= 0 {
 		c.ShmRegion = 16 << 20
+	}
+	if len(c.Placements) == 0 {
+		c.Placements = []string{Unpinned, OneCPU}
+	}
+	for i, p := range c.Placements {
+		if p != Unpinned && p != OneCPU || slices.Contains(c.Placements[:i], p) {
+			return c, fmt.Errorf("bench: placement %q: want %s or %s, once each", p, Unpinned, OneCPU)
+		}
 	}
 	if c.Parts == (Parts{}) {
 		c.Parts = Parts{RoundTrip: true, Throughput: true, Shm: true}
@@ -105,21 +123,32 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	if err := e.open(ctx); err != nil {
 		return nil, err
 	}
+	rep.Settings.CPU = e.cpus.cpu
 
-	m := newMeasurements()
+	m := newMeasurements(cfg)
 	for round := range cfg.Rounds {
-		if cfg.Parts.RoundTrip {
-			if err := e.roundTrips(ctx, m, round); err != nil {
+		// Placements alternate within each round, in turn first.
+		for i := range cfg.Placements {
+			pl := cfg.Placements[(i+round)%len(cfg.Placements)]
+			if err := e.place(pl); err != nil {
 				return nil, err
 			}
-		}
-		if cfg.Parts.Throughput {
-			if err := e.throughputs(ctx, m, round); err != nil {
-				return nil, err
+			if cfg.Parts.RoundTrip {
+				if err := e.roundTrips(ctx, m, round, pl); err != nil {
+					return nil, err
+				}
+			}
+			if cfg.Parts.Throughput {
+				if err := e.throughputs(ctx, m, round, pl); err != nil {
+					return nil, err
+				}
 			}
 		}
 	}
 	if cfg.Parts.Shm {
+		if err := e.place(Unpinned); err != nil {
+			return nil, err
+		}
 		if err := e.shm(ctx, m); err != nil {
 			return nil, err
 		}
@@ -136,15 +165,16 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 // measurements collects raw results across rounds.
 type measurements struct {
 	rtt      map[cell][]int64     // round trips, ns
-	floor    []int64              // single FUSE requests, ns
+	trivial  map[cell][]int64     // 1-byte preads of status (size 0), ns
 	tput     map[cell][]rateParts // one-way runs
 	setup    map[setupKey][]shmTimes
 	copyIn   map[bool][]float64 // by devshm: bytes per second
 	copyOut  map[bool][]float64
-	doorbell cell
+	doorbell cell // msg at doorbellSize, in the first placement
 }
 
 type cell struct {
+	placement string
 	transport string
 	size      int
 }
@@ -159,13 +189,14 @@ type setupKey struct {
 	region int64
 }
 
-func newMeasurements() *measurements {
+func newMeasurements(cfg Config) *measurements {
 	return &measurements{
 		rtt:      make(map[cell][]int64),
+		trivial:  make(map[cell][]int64),
 		tput:     make(map[cell][]rateParts),
 		setup:    make(map[setupKey][]shmTimes),
 		copyIn:   make(map[bool][]float64),
 		copyOut:  make(map[bool][]float64),
-		doorbell: cell{Msg, doorbellSize},
+		doorbell: cell{cfg.Placements[0], Msg, doorbellSize},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -53,10 +54,14 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Sizes) != 3 || cfg.Rounds != 3 || cfg.CellTime != 2*time.Second || !cfg.Parts.Shm {
+	if len(cfg.Sizes) != 3 || cfg.Rounds != 3 || cfg.CellTime != 2*time.Second || !cfg.Parts.Shm ||
+		len(cfg.Placements) != 2 || cfg.Placements[0] != Unpinned || cfg.Placements[1] != OneCPU {
 		t.Errorf("defaults: %+v", cfg)
 	}
-	for _, bad := range []Config{{}, {Exe: "x", Sizes: []int{0}}, {Exe: "x", Sizes: []int{MaxSize + 1}}} {
+	for _, bad := range []Config{
+		{}, {Exe: "x", Sizes: []int{0}}, {Exe: "x", Sizes: []int{MaxSize + 1}},
+		{Exe: "x", Placements: []string{"two-cpus"}}, {Exe: "x", Placements: []string{OneCPU, OneCPU}},
+	} {
 		if _, err := bad.withDefaults(); err == nil {
 			t.Errorf("%+v: no error", bad)
 		}
@@ -78,18 +83,25 @@ func TestRotated(t *testing.T) {
 }
 
 // fakeMeasurements are round numbers that make the report's arithmetic
-// easy to check.
+// easy to check. Round trips: pipe 10 µs, unix 20 µs, floor 30 µs, msg
+// 40 µs (plus up to 99 ns), and twice that on one CPU; rates: pipe 100k
+// msgs/s, unix 50k, floor 25k, msg 12.5k (80 µs a message), halved on
+// one CPU; trivial requests: floor 5 µs, msg 6 µs.
 func fakeMeasurements(cfg Config) *measurements {
-	m := newMeasurements()
-	for _, size := range cfg.Sizes {
-		for i, tr := range transports {
-			var s []int64
-			for k := range 100 {
-				s = append(s, int64((i+1)*10000+k))
+	m := newMeasurements(cfg)
+	for pi, pl := range cfg.Placements {
+		for _, size := range cfg.Sizes {
+			for i, tr := range transports {
+				var s []int64
+				for k := range 100 {
+					s = append(s, int64((pi+1)*(i+1)*10000+k))
+				}
+				m.rtt[cell{pl, tr, size}] = s
+				m.tput[cell{pl, tr, size}] = []rateParts{{msgs: 100000 >> i >> pi, elapsed: time.Second}}
 			}
-			m.rtt[cell{tr, size}] = s
-			// pipe 100k msgs/s, unix 50k, msg 25k (40 µs a message)
-			m.tput[cell{tr, size}] = []rateParts{{msgs: 100000 >> i, elapsed: time.Second}}
+		}
+		for i, tr := range fuseTransports {
+			m.trivial[cell{pl, tr, 0}] = []int64{int64(5000 + 1000*i)}
 		}
 	}
 	m.tput[m.doorbell] = []rateParts{{msgs: 50000, elapsed: time.Second}} // 20 µs
@@ -115,41 +127,63 @@ func fakeReport(t *testing.T) *Report {
 
 func TestReportArithmetic(t *testing.T) {
 	rep := fakeReport(t)
-	if len(rep.RoundTrip) != 6 || len(rep.Throughput) != 6 {
-		t.Fatalf("rows: %d round trip, %d throughput", len(rep.RoundTrip), len(rep.Throughput))
+	if len(rep.Placements) != 2 {
+		t.Fatalf("%d placements, want 2", len(rep.Placements))
 	}
-	msgRTT := rep.RoundTrip[2]
-	if msgRTT.Transport != Msg || msgRTT.RatioToPipe < 2.9 || msgRTT.RatioToPipe > 3.1 {
-		t.Errorf("msg round trip row: %+v", msgRTT)
-	}
-	msgRate := rep.Throughput[5]
-	if msgRate.Transport != Msg || msgRate.Size != 64<<10 || msgRate.RatioToPipe != 0.25 || msgRate.MBPerSec != 25000*65536/1e6 {
-		t.Errorf("msg throughput row: %+v", msgRate)
+	for pi, p := range rep.Placements {
+		if p.Name != []string{Unpinned, OneCPU}[pi] {
+			t.Errorf("placement %d is %q", pi, p.Name)
+		}
+		if len(p.RoundTrip) != 8 || len(p.Throughput) != 8 {
+			t.Fatalf("%s rows: %d round trip, %d throughput", p.Name, len(p.RoundTrip), len(p.Throughput))
+		}
+		msgRTT := p.RoundTrip[3]
+		// 40 µs against the pipe's 10 and the floor's 30, in both
+		// placements (both scale).
+		if msgRTT.Transport != Msg || msgRTT.RatioToPipe < 3.9 || msgRTT.RatioToPipe > 4.1 ||
+			msgRTT.RatioToFloor < 1.33 || msgRTT.RatioToFloor > 1.34 {
+			t.Errorf("%s: msg round trip row: %+v", p.Name, msgRTT)
+		}
+		if f := p.RoundTrip[2]; f.Transport != Floor || f.RatioToFloor != 1 {
+			t.Errorf("%s: floor round trip row: %+v", p.Name, f)
+		}
+		msgRate := p.Throughput[7]
+		want := float64(int64(12500) >> pi)
+		if msgRate.Transport != Msg || msgRate.Size != 64<<10 || msgRate.RatioToPipe != 0.125 || msgRate.RatioToFloor != 0.5 ||
+			msgRate.MsgsPerSec != want || msgRate.MBPerSec != want*65536/1e6 {
+			t.Errorf("%s: msg throughput row: %+v", p.Name, msgRate)
+		}
+		if tr := p.Trivial; tr == nil || tr.Floor.MedianNs != 5000 || tr.Msg.MedianNs != 6000 || tr.RatioToFloor != 1.2 {
+			t.Errorf("%s: trivial request: %+v", p.Name, tr)
+		}
 	}
 	s := rep.Shm
 	if s.Setup.Ratio != 9100.0/2110 || s.CopyIn.Ratio != 0.5 || s.Teardown.Shm != 1100 {
 		t.Errorf("shm: %+v", s)
 	}
-	// 64 B: msg 40 µs; shm 20 µs doorbell + 128 ns of copies: saves
-	// 19.872 µs a message, one-time 10 µs: the first message pays.
+	// 64 B: msg 80 µs; shm 20 µs doorbell + 128 ns of copies: saves
+	// 59.872 µs a message, one-time 10 µs: the first message pays.
 	a := s.Amortization[0]
-	if a.OneTimeNs != 10000 || a.Messages != 1 {
+	if a.OneTimeNs != 10000 || a.Messages != 1 || a.DoorbellNsPerMsg != 20000 || a.MsgNsPerMsg != 80000 {
 		t.Errorf("amortization at 64 B: %+v", a)
 	}
-	// 64 KiB: shm costs 20 µs + 2 × 65.5 µs > 40 µs: never.
+	// 64 KiB: shm costs 20 µs + 2 × 65.5 µs > 80 µs: never.
 	if a := s.Amortization[1]; a.Messages != -1 {
 		t.Errorf("amortization at 64 KiB: %+v", a)
 	}
-	var met, notMet int
+	var met, notMet []string
 	for _, tg := range rep.Targets {
 		if tg.Met {
-			met++
+			met = append(met, tg.Name)
 		} else {
-			notMet++
+			notMet = append(notMet, tg.Name)
 		}
 	}
-	if len(rep.Targets) != 5 || met != 1 || notMet != 4 {
-		t.Errorf("targets: %+v", rep.Targets)
+	// Per placement: round trips at 2 sizes (1.33×: not met), the
+	// trivial request (1.2×: met), 64 B one-way (0.5×: not met); shm: 4,
+	// the copy out (1×) met.
+	if len(rep.Targets) != 2*4+4 || len(met) != 3 {
+		t.Errorf("targets met %q, not met %q", met, notMet)
 	}
 }
 
@@ -159,7 +193,8 @@ func TestReportOutputs(t *testing.T) {
 	if err := rep.WriteText(&text); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"Round trip", "One-way throughput", "shm against /dev/shm", "Amortization", "Targets", "Notes", "64 KiB", "never"} {
+	for _, want := range []string{"Round trip, unpinned", "Round trip, every process on CPU 0", "x floor", "Trivial request, unpinned",
+		"One-way throughput, every process on CPU 0", "shm against /dev/shm", "Amortization, unpinned", "Targets", "Notes", "64 KiB", "never", "RawSyscall"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, text.String())
 		}
@@ -195,32 +230,53 @@ func TestReportOutputs(t *testing.T) {
 			rects++
 		}
 	}
-	// background + 12 bars + 3 legend swatches
-	if rects != 16 {
-		t.Errorf("SVG has %d rects, want 16", rects)
+	// background + 16 bars + 4 legend swatches
+	if rects != 21 {
+		t.Errorf("SVG has %d rects, want 21", rects)
 	}
 }
 
-// TestReadWrite checks the clients' raw I/O over a pipe, where a message
-// may arrive in pieces.
+// TestReadWrite checks the clients' raw I/O: a message that arrives in
+// pieces (three records of a SOCK_SEQPACKET socket, one a read) is read
+// whole, then end of file. Nothing blocks: a raw call that blocks keeps
+// its P, which with GOMAXPROCS=1 would starve the goroutine that would
+// unblock it.
 func TestReadWrite(t *testing.T) {
-	var p [2]int
-	if err := unix.Pipe(p[:]); err != nil {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET, 0)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(p[0])
-	msg := bytes.Repeat([]byte("x"), 100<<10) // above the pipe's capacity
-	go func() {
-		writeFull(p[1], msg)
-		unix.Close(p[1])
-	}()
+	defer unix.Close(fds[0])
+	msg := bytes.Repeat([]byte("xyz"), 10<<10)
+	for i := range 3 {
+		if err := writeFull(fds[1], msg[i*10<<10:(i+1)*10<<10]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unix.Close(fds[1])
 	buf := make([]byte, len(msg))
-	ok, err := readMsg(p[0], buf)
+	ok, err := readMsg(fds[0], buf)
 	if !ok || err != nil || !bytes.Equal(buf, msg) {
 		t.Fatalf("readMsg = %v, %v", ok, err)
 	}
-	if ok, err := readMsg(p[0], buf); ok || err != nil {
+	if ok, err := readMsg(fds[0], buf); ok || err != nil {
 		t.Fatalf("readMsg at end of file = %v, %v", ok, err)
+	}
+	f := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(f, []byte("ab"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Open(f, unix.O_RDONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	b := make([]byte, 1)
+	if n, err := rawPread(fd, b, 1); n != 1 || err != nil || b[0] != 'b' {
+		t.Errorf("rawPread = %d, %v, %q", n, err, b)
+	}
+	if _, err := rawRead(-1, b); err != unix.EBADF {
+		t.Errorf("rawRead of fd -1: %v, want EBADF", err)
 	}
 }
 

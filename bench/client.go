@@ -229,7 +229,7 @@ func pageBuffer(n int) ([]byte, error) {
 // Go's preemption signals interrupt raw blocking system calls.
 func writeFull(fd int, p []byte) error {
 	for len(p) > 0 {
-		n, err := unix.Write(fd, p)
+		n, err := rawWrite(fd, p)
 		if err == unix.EINTR {
 			continue
 		}
@@ -246,7 +246,7 @@ func writeFull(fd int, p []byte) error {
 func readMsg(fd int, p []byte) (bool, error) {
 	got := 0
 	for got < len(p) {
-		n, err := unix.Read(fd, p[got:])
+		n, err := rawRead(fd, p[got:])
 		if err == unix.EINTR {
 			continue
 		}
@@ -337,7 +337,7 @@ func preads(f clientFlags) (clientResult, error) {
 	buf := make([]byte, f.size)
 	pread := func() error {
 		for {
-			_, err := unix.Pread(rfd, buf, 0)
+			_, err := rawPread(rfd, buf, 0)
 			if err != unix.EINTR {
 				return err
 			}

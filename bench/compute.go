@@ -3,7 +3,7 @@ package bench
 import (
 	"fmt"
 	"math"
-	"slices"
+	"strings"
 	"time"
 )
 
@@ -14,43 +14,55 @@ func compare(shm, devshm float64) Compare {
 
 // fill computes the report from the raw measurements.
 func (r *Report) fill(cfg Config, m *measurements) {
-	if cfg.Parts.RoundTrip {
-		for _, size := range cfg.Sizes {
-			pipe := cell{Pipe, size}
-			pipeMedian, pipeP99 := percentile(m.rtt[pipe], 50), percentile(m.rtt[pipe], 99)
-			for _, t := range transports {
-				s := m.rtt[cell{t, size}]
-				med, p99 := percentile(s, 50), percentile(s, 99)
-				r.RoundTrip = append(r.RoundTrip, Latency{
-					Transport: t, Size: size, Samples: len(s), MedianNs: med, P99Ns: p99,
-					RatioToPipe: ratio(med, pipeMedian), P99RatioToPipe: ratio(p99, pipeP99),
-				})
+	for _, pl := range cfg.Placements {
+		p := Placement{Name: pl}
+		if cfg.Parts.RoundTrip {
+			for _, size := range cfg.Sizes {
+				pipe, floor := m.rtt[cell{pl, Pipe, size}], m.rtt[cell{pl, Floor, size}]
+				pipeMedian, pipeP99 := percentile(pipe, 50), percentile(pipe, 99)
+				floorMedian, floorP99 := percentile(floor, 50), percentile(floor, 99)
+				for _, t := range transports {
+					s := m.rtt[cell{pl, t, size}]
+					med, p99 := percentile(s, 50), percentile(s, 99)
+					p.RoundTrip = append(p.RoundTrip, Latency{
+						Transport: t, Size: size, Samples: len(s), MedianNs: med, P99Ns: p99,
+						RatioToPipe: ratio(med, pipeMedian), P99RatioToPipe: ratio(p99, pipeP99),
+						RatioToFloor: ratio(med, floorMedian), P99RatioToFloor: ratio(p99, floorP99),
+					})
+				}
+			}
+			tr := &Trivial{Floor: sample(m.trivial[cell{pl, Floor, 0}]), Msg: sample(m.trivial[cell{pl, Msg, 0}])}
+			tr.RatioToFloor = ratio(tr.Msg.MedianNs, tr.Floor.MedianNs)
+			if tr.Floor.Samples > 0 || tr.Msg.Samples > 0 {
+				p.Trivial = tr
 			}
 		}
-	}
-	if cfg.Parts.RoundTrip && len(m.floor) > 0 {
-		f := &Floor{Samples: len(m.floor), MedianNs: percentile(m.floor, 50), P99Ns: percentile(m.floor, 99)}
-		smallest := slices.Min(cfg.Sizes)
-		f.TwoToPipe = ratio(2*f.MedianNs, percentile(m.rtt[cell{Pipe, smallest}], 50))
-		r.FuseFloor = f
-	}
-	if cfg.Parts.Throughput {
-		for _, size := range cfg.Sizes {
-			pipeRate, _ := m.rate(cell{Pipe, size})
-			for _, t := range transports {
-				rate, n := m.rate(cell{t, size})
-				r.Throughput = append(r.Throughput, Rate{
-					Transport: t, Size: size, Messages: n, MsgsPerSec: rate,
-					MBPerSec: rate * float64(size) / 1e6, RatioToPipe: ratio(rate, pipeRate),
-				})
+		if cfg.Parts.Throughput {
+			for _, size := range cfg.Sizes {
+				pipeRate, _ := m.rate(cell{pl, Pipe, size})
+				floorRate, _ := m.rate(cell{pl, Floor, size})
+				for _, t := range transports {
+					rate, n := m.rate(cell{pl, t, size})
+					p.Throughput = append(p.Throughput, Rate{
+						Transport: t, Size: size, Messages: n, MsgsPerSec: rate,
+						MBPerSec: rate * float64(size) / 1e6, RatioToPipe: ratio(rate, pipeRate),
+						RatioToFloor: ratio(rate, floorRate),
+					})
+				}
 			}
 		}
+		r.Placements = append(r.Placements, p)
 	}
 	if cfg.Parts.Shm {
 		r.Shm = m.shmResult(cfg)
 	}
 	r.Targets = r.targets()
 	r.Notes = notes(cfg)
+}
+
+// sample summarizes xs (and sorts it).
+func sample(xs []int64) Sample {
+	return Sample{Samples: len(xs), MedianNs: percentile(xs, 50), P99Ns: percentile(xs, 99)}
 }
 
 // rate returns messages per second over all rounds, and the message count.
@@ -102,11 +114,12 @@ func (m *measurements) shmResult(cfg Config) *ShmResult {
 			OneTimeNs: steps(false, ring, func(t shmTimes) int64 { return t.Map + t.Touch + t.Unmap }),
 			Messages:  -1,
 		}
-		if rate, _ := m.rate(cell{Msg, size}); rate > 0 {
+		if rate, _ := m.rate(cell{m.doorbell.placement, Msg, size}); rate > 0 {
 			a.MsgNsPerMsg = 1e9 / rate
 		}
 		if doorbell > 0 && res.CopyIn.Shm > 0 && res.CopyOut.Shm > 0 {
-			a.ShmNsPerMsg = 1e9/doorbell + 1e9*float64(size)/res.CopyIn.Shm + 1e9*float64(size)/res.CopyOut.Shm
+			a.DoorbellNsPerMsg = 1e9 / doorbell
+			a.ShmNsPerMsg = a.DoorbellNsPerMsg + 1e9*float64(size)/res.CopyIn.Shm + 1e9*float64(size)/res.CopyOut.Shm
 		}
 		if saved := a.MsgNsPerMsg - a.ShmNsPerMsg; a.MsgNsPerMsg > 0 && a.ShmNsPerMsg > 0 && saved > minSaving*a.MsgNsPerMsg {
 			a.Messages = int64(math.Ceil(a.OneTimeNs / saved))
@@ -122,10 +135,12 @@ func (m *measurements) shmResult(cfg Config) *ShmResult {
 // artifact (a 64-byte message and an 8-byte doorbell cost the same).
 const minSaving = 0.1
 
-// targets are the goals ipcfs aims for, each a ratio from this run: a msg
-// round trip of 64 B at most 2× a pipe's; msg throughput at 64 KiB at
-// least half a pipe's; copies through a shm mapping (pages faulted in) at
-// least 0.95× /dev/shm's; shm setup plus first touch at most 3× /dev/shm's.
+// targets are the goals ipcfs aims for, each a ratio from this run: in
+// every placement, a msg round trip at most 1.15× the floor's at every
+// size, a trivial request at most 1.2× the floor's, 64 B one-way
+// throughput at least 0.9× the floor's; for shm, setup plus first touch
+// at most 1.1× /dev/shm's, teardown at most 1.5×, copies through the
+// mapping at least 0.98×.
 func (r *Report) targets() []Target {
 	var ts []Target
 	add := func(name string, v float64, atMost bool, limit float64) {
@@ -140,43 +155,53 @@ func (r *Report) targets() []Target {
 		}
 		ts = append(ts, t)
 	}
-	for _, l := range r.RoundTrip {
-		if l.Transport == Msg && l.Size == 64 {
-			add("msg round trip, 64 B, x pipe", l.RatioToPipe, true, 2)
+	for _, p := range r.Placements {
+		for _, l := range p.RoundTrip {
+			if l.Transport == Msg {
+				add(fmt.Sprintf("%s: msg round trip, %s, x floor", p.Name, fmtSize(int64(l.Size))), l.RatioToFloor, true, 1.15)
+			}
 		}
-	}
-	for _, t := range r.Throughput {
-		if t.Transport == Msg && t.Size == 64<<10 {
-			add("msg throughput, 64 KiB, x pipe", t.RatioToPipe, false, 0.5)
+		if p.Trivial != nil {
+			add(fmt.Sprintf("%s: trivial request, x floor", p.Name), p.Trivial.RatioToFloor, true, 1.2)
+		}
+		for _, t := range p.Throughput {
+			if t.Transport == Msg && t.Size == 64 {
+				add(fmt.Sprintf("%s: msg one-way, 64 B, x floor", p.Name), t.RatioToFloor, false, 0.9)
+			}
 		}
 	}
 	if s := r.Shm; s != nil {
-		add("shm copy into the mapping, x /dev/shm", s.CopyIn.Ratio, false, 0.95)
-		add("shm copy out of the mapping, x /dev/shm", s.CopyOut.Ratio, false, 0.95)
-		add("shm setup + first touch, x /dev/shm", s.Setup.Ratio, true, 3)
+		add("shm setup + first touch, x /dev/shm", s.Setup.Ratio, true, 1.1)
+		add("shm teardown, x /dev/shm", s.Teardown.Ratio, true, 1.5)
+		add("shm copy into the mapping, x /dev/shm", s.CopyIn.Ratio, false, 0.98)
+		add("shm copy out of the mapping, x /dev/shm", s.CopyOut.Ratio, false, 0.98)
 	}
 	return ts
 }
 
 func notes(cfg Config) []string {
 	n := []string{
-		"Every client is a process of its own using raw blocking read(2)/write(2) (golang.org/x/sys/unix) on blocking descriptors, retrying EINTR: the time is the IPC's, not Go's poller's. The mount is served by a child `ipcfs mount`.",
-		"No CPU pinning: the scheduler places the two clients and the daemon's threads.",
-		fmt.Sprintf("Every transport was measured in this run, in %d interleaved rounds with the order rotated; each cell totals %v.", cfg.Rounds, cfg.CellTime),
+		"Clients: " + clientsKind + ". Every client is a process of its own on blocking descriptors, retrying EINTR: what is timed is the IPC, not Go's scheduler or poller.",
+		"floor: a minimal FUSE server built into ipcfs (`ipcfs bench floor`: raw /dev/fuse, two serving threads locked to OS threads, no library), serving channels shaped like ipcfs's with the same open flags: a WRITE answers the READ parked on the other side, the reader first. It is the least any FUSE daemon costs for msg's exchange; x floor is msg's figure divided by it. Both daemons are child processes of `ipcfs bench`.",
+		fmt.Sprintf("Placements: %s. unpinned: the scheduler places the clients and the daemons' threads. one-cpu: every thread of every process (clients, both daemons, ipcfs bench) pinned to one CPU with sched_setaffinity.", strings.Join(cfg.Placements, ", ")),
+		fmt.Sprintf("Every transport was measured in this run, in %d interleaved rounds with the order of transports and placements rotated; each cell totals %v per placement.", cfg.Rounds, cfg.CellTime),
 	}
 	if cfg.Parts.RoundTrip {
-		n = append(n, "Round trip: one process writes a message and reads the echo, the other echoes; msg over two channels, pipe over two pipes, unix over one SOCK_SEQPACKET socketpair; 50 untimed round trips first. x pipe: median (and p99) divided by the pipe's; lower is better.")
+		n = append(n,
+			"Round trip: one process writes a message and reads the echo, the other echoes; msg and floor over two channels, pipe over two pipes, unix over one SOCK_SEQPACKET socketpair; 50 untimed round trips first. A FUSE round trip is four requests. x pipe, x floor: median (and p99) divided by the pipe's or the floor's; lower is better.",
+			"Trivial request: a 1-byte pread(2) of a channel's status file, which the daemon answers at once: one FUSE request.",
+		)
 	}
 	if cfg.Parts.Throughput {
-		n = append(n, "One-way: one process writes messages as fast as it can, another reads them; the rate runs from the reader's first message to its last. A pipe is a byte stream read a message's size at a time, with its default 64 KiB capacity. x pipe: rate divided by the pipe's; higher is better. MB = 10^6 bytes.")
+		n = append(n, "One-way: one process writes messages as fast as it can, another reads them; the rate runs from the reader's first message to its last. A pipe is a byte stream read a message's size at a time, with its default 64 KiB capacity; the floor's queue holds as many messages and bytes as msg's by default. x pipe, x floor: rate divided by the pipe's or the floor's; higher is better. MB = 10^6 bytes.")
 	}
 	if cfg.Parts.Shm {
 		n = append(n,
-			"shm setup: mkdir of a channel, open, ftruncate, mmap(MAP_SHARED), and a store to every page; /dev/shm: the same steps on tmpfs (mkdir, open O_CREAT). Teardown: munmap, close, rmdir (and unlink); munmap of shm writes the dirty pages back to the daemon.",
+			"shm setup: mkdir of a channel, open, ftruncate, mmap(MAP_SHARED), and a store to every page; /dev/shm: the same steps on tmpfs (mkdir, open O_CREAT). Teardown: munmap, close, rmdir (and unlink); munmap of shm writes the dirty pages back to the daemon. Unpinned.",
 			"shm copy: Go's copy() of the whole region into and out of the mapping, after every page was faulted in and dirtied once (steady state). GB = 10^9 bytes.",
 		)
 		if cfg.Parts.Throughput {
-			n = append(n, fmt.Sprintf("Amortization: msg costs (one-way time per message) × N; shm costs a %d-message ring's open+ftruncate+mmap+first touch+munmap once, then per message an %d-byte msg doorbell (one-way time) plus a copy in and a copy out at the measured bandwidths (the reader returns slots through a counter in the ring, not a message). Break-even: the N from which shm is cheaper; never if shm saves less than %.0f%% of msg's time a message (the noise).", ringSlots, doorbellSize, minSaving*100))
+			n = append(n, fmt.Sprintf("Amortization (%s): msg costs (one-way time per message) × N; shm costs a %d-message ring's open+ftruncate+mmap+first touch+munmap once, then per message an %d-byte msg doorbell (one-way time; msg is the fastest doorbell ipcfs has) plus a copy in and a copy out at the measured bandwidths (the reader returns slots through a counter in the ring, not a message). Break-even: the N from which shm is cheaper; never if shm saves less than %.0f%% of msg's time a message (the noise).", cfg.Placements[0], ringSlots, doorbellSize, minSaving*100))
 		}
 	}
 	return n

@@ -29,36 +29,45 @@ func rotated(round int) []string {
 	return out
 }
 
-func (e *env) roundTrips(ctx context.Context, m *measurements, round int) error {
+// fuseTransports are the transports served through FUSE: the ones with
+// a trivial request.
+var fuseTransports = []string{Floor, Msg}
+
+func (e *env) roundTrips(ctx context.Context, m *measurements, round int, pl string) error {
 	for _, size := range e.cfg.Sizes {
 		for _, t := range rotated(round) {
-			e.prog.step(fmt.Sprintf("round trip, %s, %s (round %d/%d)", t, fmtSize(int64(size)), round+1, e.cfg.Rounds))
+			e.prog.step(fmt.Sprintf("%s: round trip, %s, %s (round %d/%d)", pl, t, fmtSize(int64(size)), round+1, e.cfg.Rounds))
 			samples, err := e.roundTrip(ctx, t, size)
 			if err != nil {
-				return fmt.Errorf("round trip, %s, %d bytes: %w", t, size, err)
+				return fmt.Errorf("%s: round trip, %s, %d bytes: %w", pl, t, size, err)
 			}
-			k := cell{t, size}
+			k := cell{pl, t, size}
 			m.rtt[k] = append(m.rtt[k], samples...)
 		}
 	}
-	e.prog.step(fmt.Sprintf("one FUSE request (round %d/%d)", round+1, e.cfg.Rounds))
-	samples, err := e.fuseRequests(ctx)
-	if err != nil {
-		return fmt.Errorf("FUSE requests: %w", err)
+	for i := range fuseTransports {
+		t := fuseTransports[(i+round)%len(fuseTransports)]
+		e.prog.step(fmt.Sprintf("%s: trivial request, %s (round %d/%d)", pl, t, round+1, e.cfg.Rounds))
+		samples, err := e.trivialRequests(ctx, t)
+		if err != nil {
+			return fmt.Errorf("%s: trivial requests, %s: %w", pl, t, err)
+		}
+		k := cell{pl, t, 0}
+		m.trivial[k] = append(m.trivial[k], samples...)
 	}
-	m.floor = append(m.floor, samples...)
 	return nil
 }
 
-// fuseRequests times preads of a channel's status file: one FUSE request
-// each, answered at once.
-func (e *env) fuseRequests(ctx context.Context) ([]int64, error) {
-	ch, err := e.channel()
+// trivialRequests times 1-byte preads of a channel's status file, of
+// ipcfs (Msg) or of the floor server: one FUSE request each, answered at
+// once.
+func (e *env) trivialRequests(ctx context.Context, t string) ([]int64, error) {
+	ch, err := e.channel(t)
 	if err != nil {
 		return nil, err
 	}
 	g := e.group(ctx, e.timeout())
-	if err := g.start(rolePread, nil, "-size", "4096", "-in", ch+"/status", "-dur", e.slice().String()); err != nil {
+	if err := g.start(rolePread, nil, "-size", "1", "-in", ch+"/status", "-dur", e.slice().String()); err != nil {
 		g.cancel()
 		return nil, err
 	}
@@ -94,14 +103,14 @@ func (e *env) roundTrip(ctx context.Context, t string, size int) ([]int64, error
 	return res[1].Samples, nil
 }
 
-func (e *env) throughputs(ctx context.Context, m *measurements, round int) error {
+func (e *env) throughputs(ctx context.Context, m *measurements, round int, pl string) error {
 	var cells []cell
 	for _, size := range e.cfg.Sizes {
 		for _, t := range rotated(round) {
-			cells = append(cells, cell{t, size})
+			cells = append(cells, cell{pl, t, size})
 		}
 	}
-	if e.cfg.Parts.Shm { // the amortization point's doorbell
+	if e.cfg.Parts.Shm && pl == m.doorbell.placement { // the amortization point's doorbell
 		cells = append(cells, m.doorbell)
 	}
 	for _, c := range cells {
@@ -109,10 +118,10 @@ func (e *env) throughputs(ctx context.Context, m *measurements, round int) error
 		if c == m.doorbell {
 			what = "doorbell"
 		}
-		e.prog.step(fmt.Sprintf("%s, %s, %s (round %d/%d)", what, c.transport, fmtSize(int64(c.size)), round+1, e.cfg.Rounds))
+		e.prog.step(fmt.Sprintf("%s: %s, %s, %s (round %d/%d)", pl, what, c.transport, fmtSize(int64(c.size)), round+1, e.cfg.Rounds))
 		r, err := e.oneWay(ctx, c.transport, c.size)
 		if err != nil {
-			return fmt.Errorf("one-way, %s, %d bytes: %w", c.transport, c.size, err)
+			return fmt.Errorf("%s: one-way, %s, %d bytes: %w", pl, c.transport, c.size, err)
 		}
 		m.tput[c] = append(m.tput[c], r)
 	}
@@ -222,9 +231,9 @@ func ringRegion(size int) int64 {
 // steps counts the progress steps of a run.
 func (c Config) steps() int {
 	n := 0
-	perRound := len(c.Sizes) * len(transports)
+	perRound := len(c.Sizes) * len(transports) * len(c.Placements)
 	if c.Parts.RoundTrip {
-		n += (perRound + 1) * c.Rounds
+		n += (perRound + len(fuseTransports)*len(c.Placements)) * c.Rounds
 	}
 	if c.Parts.Throughput {
 		n += perRound * c.Rounds

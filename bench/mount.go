@@ -19,15 +19,29 @@ import (
 
 // env is one run's temporary directories, daemon and client processes.
 type env struct {
-	cfg    Config
-	prog   *progress
-	tmp    string // holds mnt; removed at the end
-	mnt    string // the mount
-	shmDir string // a directory in /dev/shm; "" if there is none
-	seq    int    // for unique channel names
-	bdi    *Bdi   // the mount's writeback settings, if known
+	cfg      Config
+	prog     *progress
+	tmp      string  // holds mnt and floorMnt; removed at the end
+	mnt      string  // the ipcfs mount
+	floorMnt string  // the floor server's mount
+	shmDir   string  // a directory in /dev/shm; "" if there is none
+	seq      int     // for unique channel names
+	bdi      *Bdi    // the mount's writeback settings, if known
+	cpus     cpuSets // the placements' affinity masks
 
-	daemon *daemon.Daemon
+	daemon *daemon.Daemon // ipcfs mount
+	floor  *daemon.Daemon // ipcfs bench floor
+}
+
+// daemons returns the daemons running.
+func (e *env) daemons() []*daemon.Daemon {
+	var ds []*daemon.Daemon
+	for _, d := range []*daemon.Daemon{e.daemon, e.floor} {
+		if d != nil {
+			ds = append(ds, d)
+		}
+	}
+	return ds
 }
 
 // open makes the temporary directories and mounts.
@@ -38,31 +52,45 @@ func (e *env) open(ctx context.Context) error {
 	if _, err := exec.LookPath("fusermount3"); err != nil {
 		return fmt.Errorf("bench: fusermount3 not found (install the fuse3 package): %w", err)
 	}
+	cpus, err := newCPUSets(e.cfg.CPU)
+	if err != nil {
+		return err
+	}
+	e.cpus = cpus
 	tmp, err := os.MkdirTemp("", "ipcfs-bench-")
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	e.tmp = tmp
 	e.mnt = filepath.Join(tmp, "mnt")
+	e.floorMnt = filepath.Join(tmp, "floor")
 	if e.cfg.Parts.Shm {
 		if e.shmDir, err = os.MkdirTemp("/dev/shm", "ipcfs-bench-"); err != nil {
 			return fmt.Errorf("bench: a directory in /dev/shm for the comparison: %w", err)
 		}
 	}
 	e.prog.set("mounting")
-	if err := e.startDaemon(ctx); err != nil {
+	if e.daemon, err = e.startDaemon(ctx, e.mnt, nil, append([]string{"--log-format", "json", "--log-level", "info"}, e.cfg.DaemonArgs...)); err != nil {
 		return err
+	}
+	if err := os.Mkdir(e.floorMnt, 0o700); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if e.floor, err = e.startDaemon(ctx, e.floorMnt, []string{"bench", "floor"}, nil); err != nil {
+		return fmt.Errorf("bench: the floor server: %w", err)
 	}
 	e.bdi = readBdi(e.mnt)
 	return nil
 }
 
-// startDaemon runs `ipcfs mount` on e.mnt and waits until it is mounted.
-func (e *env) startDaemon(ctx context.Context) error {
+// startDaemon runs `ipcfs SUB… ARGS… MNT` (a daemon that logs "mounted"
+// once ready) and waits until it is mounted.
+func (e *env) startDaemon(ctx context.Context, mnt string, sub, args []string) (*daemon.Daemon, error) {
 	d, err := daemon.Start(ctx, daemon.Config{
 		Exe:        e.cfg.Exe,
-		Mountpoint: e.mnt,
-		Args:       append([]string{"--log-format", "json", "--log-level", "info"}, e.cfg.DaemonArgs...),
+		Mountpoint: mnt,
+		Subcommand: sub,
+		Args:       args,
 		// Its own process group: Ctrl-C reaches only us, and we stop the
 		// daemon after its clients. If we die, it gets SIGTERM and unmounts.
 		SysProcAttr:  &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM},
@@ -70,34 +98,42 @@ func (e *env) startDaemon(ctx context.Context) error {
 		MountTimeout: 30 * time.Second,
 	})
 	if err != nil {
-		return fmt.Errorf("bench: %w", err)
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	e.daemon = d
-	return nil
+	return d, nil
 }
 
 // close stops the daemon, makes sure nothing stays mounted, and removes
 // the temporary directories.
 func (e *env) close() error {
 	var errs []error
-	if e.daemon != nil {
+	if ds := e.daemons(); len(ds) > 0 {
 		e.prog.set("unmounting")
-		if err := e.daemon.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("bench: the daemon: %v:\n%s", err, e.daemon.Log()))
+		for _, d := range ds {
+			if err := d.Stop(syscall.SIGTERM, 15*time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("bench: %s: %v:\n%s", strings.Join(d.Cmd.Args[1:], " "), err, d.Log()))
+			}
 		}
 	}
-	if e.mnt != "" {
-		if mounted, _ := isMounted(e.mnt); mounted {
-			out, err := exec.Command("fusermount3", "-u", "-z", e.mnt).CombinedOutput()
+	var left []string
+	for _, mnt := range []string{e.mnt, e.floorMnt} {
+		if mnt == "" {
+			continue
+		}
+		if mounted, _ := isMounted(mnt); mounted {
+			out, err := exec.Command("fusermount3", "-u", "-z", mnt).CombinedOutput()
 			if err != nil {
-				errs = append(errs, fmt.Errorf("bench: fusermount3 -u -z %s: %v: %s", e.mnt, err, bytes.TrimSpace(out)))
+				errs = append(errs, fmt.Errorf("bench: fusermount3 -u -z %s: %v: %s", mnt, err, bytes.TrimSpace(out)))
 			}
+		}
+		if mounted, _ := isMounted(mnt); mounted {
+			left = append(left, mnt)
 		}
 	}
 	if e.tmp != "" {
 		// Never recurse into a mount that is somehow still there.
-		if mounted, _ := isMounted(e.mnt); mounted {
-			errs = append(errs, fmt.Errorf("bench: %s is still mounted; left %s in place", e.mnt, e.tmp))
+		if len(left) > 0 {
+			errs = append(errs, fmt.Errorf("bench: %s still mounted; left %s in place", strings.Join(left, " and "), e.tmp))
 		} else if err := os.RemoveAll(e.tmp); err != nil {
 			errs = append(errs, fmt.Errorf("bench: %w", err))
 		}

@@ -16,10 +16,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// channel makes a new channel and returns its path.
-func (e *env) channel() (string, error) {
+// channel makes a new channel for transport t (Msg or Floor) and returns
+// its path.
+func (e *env) channel(t string) (string, error) {
+	mnt := e.mnt
+	if t == Floor {
+		mnt = e.floorMnt
+	}
 	e.seq++
-	p := filepath.Join(e.mnt, fmt.Sprintf("c%d", e.seq))
+	p := filepath.Join(mnt, fmt.Sprintf("c%d", e.seq))
 	if err := os.Mkdir(p, 0o700); err != nil {
 		return "", fmt.Errorf("bench: %w", err)
 	}
@@ -65,6 +70,7 @@ func (g *group) start(role string, extra []*os.File, args ...string) error {
 	c := &proc{role: role}
 	c.cmd = exec.CommandContext(g.ctx, g.exe, append([]string{"bench", "client", role}, args...)...)
 	c.cmd.ExtraFiles = extra
+	c.cmd.Env = append(os.Environ(), clientEnv)
 	c.cmd.Stdout, c.cmd.Stderr = &c.stdout, &c.err
 	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := c.cmd.Start(); err != nil {

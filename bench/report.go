@@ -22,12 +22,10 @@ type Report struct {
 	Machine    Machine   `json:"machine"`
 	Settings   Settings  `json:"settings"`
 
-	RoundTrip  []Latency  `json:"round_trip,omitempty"`
-	FuseFloor  *Floor     `json:"fuse_request,omitempty"`
-	Throughput []Rate     `json:"throughput,omitempty"`
-	Shm        *ShmResult `json:"shm,omitempty"`
-	Targets    []Target   `json:"targets,omitempty"`
-	Notes      []string   `json:"notes"`
+	Placements []Placement `json:"placements,omitempty"` // msg, floor, pipe, socket; in Settings.Placements' order
+	Shm        *ShmResult  `json:"shm,omitempty"`
+	Targets    []Target    `json:"targets,omitempty"`
+	Notes      []string    `json:"notes"`
 }
 
 // Machine describes where the run happened.
@@ -36,17 +34,44 @@ type Machine struct {
 	CPUModel   string    `json:"cpu_model,omitempty"`
 	Kernel     string    `json:"kernel"`
 	Go         string    `json:"go"`
-	Pinning    string    `json:"pinning"`
 	LoadBefore []float64 `json:"loadavg_before,omitempty"` // 1, 5, 15 minutes
 	LoadAfter  []float64 `json:"loadavg_after,omitempty"`
 }
 
 // Settings are the run's parameters.
 type Settings struct {
-	Sizes       []int   `json:"sizes"`
-	CellTimeSec float64 `json:"cell_time_s"` // per transport and size, over all rounds
-	Rounds      int     `json:"rounds"`
-	ShmRegion   int64   `json:"shm_region_bytes"`
+	Sizes       []int    `json:"sizes"`
+	CellTimeSec float64  `json:"cell_time_s"` // per transport and size, over all rounds
+	Rounds      int      `json:"rounds"`
+	ShmRegion   int64    `json:"shm_region_bytes"`
+	Placements  []string `json:"placements"`
+	CPU         int      `json:"one_cpu"` // the CPU of the one-cpu placement
+	Clients     string   `json:"clients"` // what the clients are
+}
+
+// Placement is the message measurements with the processes placed one
+// way: Unpinned or OneCPU.
+type Placement struct {
+	Name       string    `json:"name"`
+	RoundTrip  []Latency `json:"round_trip,omitempty"`
+	Throughput []Rate    `json:"throughput,omitempty"`
+	Trivial    *Trivial  `json:"trivial_request,omitempty"`
+}
+
+// Trivial is the time of the least request a FUSE daemon can be sent, a
+// 1-byte pread answered at once: of the floor server's status file and
+// of an ipcfs channel's.
+type Trivial struct {
+	Floor        Sample  `json:"floor"`
+	Msg          Sample  `json:"msg"`
+	RatioToFloor float64 `json:"ratio_to_floor"` // the medians'
+}
+
+// Sample summarizes timed repetitions.
+type Sample struct {
+	Samples  int     `json:"samples"`
+	MedianNs float64 `json:"median_ns"`
+	P99Ns    float64 `json:"p99_ns"`
 }
 
 // Latency is the round trip of one transport at one size.
@@ -56,23 +81,12 @@ type Latency struct {
 	Samples   int     `json:"samples"`
 	MedianNs  float64 `json:"median_ns"`
 	P99Ns     float64 `json:"p99_ns"`
-	// The median and p99 divided by the pipe's at the same size: below
-	// 1 is faster than a pipe.
-	RatioToPipe    float64 `json:"ratio_to_pipe"`
-	P99RatioToPipe float64 `json:"p99_ratio_to_pipe"`
-}
-
-// Floor is the time of one FUSE request that the daemon answers at once
-// (a pread of a channel's status file). A msg round trip makes four
-// requests, and two are on its critical path: each side's WRITE, which
-// the daemon answers together with the other side's READ, parked before.
-type Floor struct {
-	Samples  int     `json:"samples"`
-	MedianNs float64 `json:"median_ns"`
-	P99Ns    float64 `json:"p99_ns"`
-	// Two requests' median divided by the pipe's round trip at the
-	// smallest size: about msg's ratio if ipcfs took no time at all.
-	TwoToPipe float64 `json:"two_requests_ratio_to_pipe"`
+	// The median and p99 divided by the pipe's, and by the floor's, at
+	// the same size: below 1 is faster.
+	RatioToPipe     float64 `json:"ratio_to_pipe"`
+	P99RatioToPipe  float64 `json:"p99_ratio_to_pipe"`
+	RatioToFloor    float64 `json:"ratio_to_floor"`
+	P99RatioToFloor float64 `json:"p99_ratio_to_floor"`
 }
 
 // Rate is the one-way throughput of one transport at one size.
@@ -82,9 +96,10 @@ type Rate struct {
 	Messages   int64   `json:"messages"`
 	MsgsPerSec float64 `json:"msgs_per_s"`
 	MBPerSec   float64 `json:"mb_per_s"`
-	// The rate divided by the pipe's at the same size: above 1 is faster
-	// than a pipe.
-	RatioToPipe float64 `json:"ratio_to_pipe"`
+	// The rate divided by the pipe's, and by the floor's, at the same
+	// size: above 1 is faster.
+	RatioToPipe  float64 `json:"ratio_to_pipe"`
+	RatioToFloor float64 `json:"ratio_to_floor"`
 }
 
 // Compare is one quantity measured through shm and through /dev/shm.
@@ -123,13 +138,16 @@ type Bdi struct {
 }
 
 // Amortization compares sending messages of one size through msg with
-// putting them in a shared ring and sending a doorbell through msg.
+// putting them in a shared ring and sending a doorbell through msg (the
+// fastest doorbell ipcfs has), with the processes placed as in
+// Placements[0].
 type Amortization struct {
-	Size        int     `json:"size"`
-	RingBytes   int64   `json:"ring_bytes"`
-	OneTimeNs   float64 `json:"one_time_ns"`    // the ring's open+ftruncate+mmap+first touch+munmap
-	MsgNsPerMsg float64 `json:"msg_ns_per_msg"` // msg one-way, per message
-	ShmNsPerMsg float64 `json:"shm_ns_per_msg"` // doorbell + copy in + copy out
+	Size             int     `json:"size"`
+	RingBytes        int64   `json:"ring_bytes"`
+	OneTimeNs        float64 `json:"one_time_ns"`         // the ring's open+ftruncate+mmap+first touch+munmap
+	MsgNsPerMsg      float64 `json:"msg_ns_per_msg"`      // msg one-way, per message
+	DoorbellNsPerMsg float64 `json:"doorbell_ns_per_msg"` // an 8-byte msg one-way, per message
+	ShmNsPerMsg      float64 `json:"shm_ns_per_msg"`      // doorbell + copy in + copy out
 	// Messages after which shm is cheaper in total; -1: never (a
 	// doorbell and two copies cost as much as the message).
 	Messages int64 `json:"break_even_messages"`
@@ -155,7 +173,6 @@ func newReport(cfg Config, started time.Time) *Report {
 			CPUModel:   cpuModel(),
 			Kernel:     unix.ByteSliceToString(uts.Sysname[:]) + " " + unix.ByteSliceToString(uts.Release[:]),
 			Go:         runtime.Version(),
-			Pinning:    "none: the scheduler places the clients and the daemon's threads",
 			LoadBefore: loadAverage(),
 		},
 		Settings: Settings{
@@ -163,6 +180,9 @@ func newReport(cfg Config, started time.Time) *Report {
 			CellTimeSec: cfg.CellTime.Seconds(),
 			Rounds:      cfg.Rounds,
 			ShmRegion:   cfg.ShmRegion,
+			Placements:  cfg.Placements,
+			CPU:         cfg.CPU,
+			Clients:     clientsKind,
 		},
 	}
 }

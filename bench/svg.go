@@ -15,25 +15,30 @@ func (r *Report) WriteSVG(w io.Writer) error {
 		panelW, panelH = 440, 300
 		width, height  = 2*panelW + 40, panelH + 80
 	)
-	colors := map[string]string{Pipe: "#4e79a7", Socket: "#f28e2b", Msg: "#e15759"}
+	colors := map[string]string{Pipe: "#4e79a7", Socket: "#f28e2b", Floor: "#76b7b2", Msg: "#e15759"}
 	b := &strings.Builder{}
 	fmt.Fprintf(b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", width, height, width, height)
 	fmt.Fprintf(b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	title := fmt.Sprintf("ipcfs bench, %s, %d CPUs, %s", r.Machine.Kernel, r.Machine.CPUs, r.Date.Format("2006-01-02"))
-	fmt.Fprintf(b, `<text x="%d" y="22" text-anchor="middle" font-size="15">%s</text>`+"\n", width/2, html.EscapeString(title))
 
 	var lat, tput []bar
-	for _, l := range r.RoundTrip {
+	var p Placement // the first placement's
+	if len(r.Placements) > 0 {
+		p = r.Placements[0]
+		title += ", " + r.placementLabel(p.Name)
+	}
+	fmt.Fprintf(b, `<text x="%d" y="22" text-anchor="middle" font-size="15">%s</text>`+"\n", width/2, html.EscapeString(title))
+	for _, l := range p.RoundTrip {
 		lat = append(lat, bar{l.Transport, l.Size, l.MedianNs / 1e3, l.P99Ns / 1e3})
 	}
-	for _, t := range r.Throughput {
+	for _, t := range p.Throughput {
 		tput = append(tput, bar{t.Transport, t.Size, t.MBPerSec, 0})
 	}
 	plotBars(b, 20, 40, panelW, panelH, "round trip, median (whisker: p99), µs — lower is better", lat, colors)
 	plotBars(b, 20+panelW+20, 40, panelW, panelH, "one-way throughput, MB/s — higher is better", tput, colors)
 
 	// Legend.
-	x := width/2 - 200
+	x := width/2 - 290
 	for _, t := range transports {
 		fmt.Fprintf(b, `<rect x="%d" y="%d" width="14" height="14" fill="%s"/>`, x, height-30, colors[t])
 		fmt.Fprintf(b, `<text x="%d" y="%d">%s</text>`+"\n", x+20, height-18, legendName(t))
@@ -48,6 +53,8 @@ func legendName(t string) string {
 	switch t {
 	case Socket:
 		return "unix seqpacket"
+	case Floor:
+		return "FUSE floor"
 	case Msg:
 		return "ipcfs msg"
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,7 +12,7 @@ import (
 func (r *Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
 	m := r.Machine
-	fmt.Fprintf(b, "ipcfs bench: msg and shm against a pipe, a Unix socket and /dev/shm\n")
+	fmt.Fprintf(b, "ipcfs bench: msg and shm against a pipe, a Unix socket, the FUSE floor and /dev/shm\n")
 	if r.Command != "" {
 		fmt.Fprintf(b, "command: %s\n", r.Command)
 	}
@@ -25,34 +24,36 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Version != "" {
 		fmt.Fprintf(b, ", ipcfs %s", r.Version)
 	}
-	fmt.Fprintf(b, "\n%s, no CPU pinning, load %s -> %s, took %.0fs\n",
+	fmt.Fprintf(b, "\n%s, load %s -> %s, took %.0fs\n",
 		r.Date.Format(time.RFC3339), fmtLoad(m.LoadBefore), fmtLoad(m.LoadAfter), r.ElapsedSec)
 
-	if len(r.RoundTrip) > 0 {
-		fmt.Fprintf(b, "\nRound trip (ping-pong between two processes; lower is better)\n")
-		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "size\ttransport\tmedian\tp99\tx pipe\tp99 x pipe\tround trips\t")
-		for i, l := range r.RoundTrip {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", sizeOnce(r.RoundTrip, i), l.Transport,
-				fmtNs(l.MedianNs), fmtNs(l.P99Ns), fmtRatio(l.RatioToPipe), fmtRatio(l.P99RatioToPipe), l.Samples)
+	for _, p := range r.Placements {
+		where := r.placementLabel(p.Name)
+		if len(p.RoundTrip) > 0 {
+			fmt.Fprintf(b, "\nRound trip, %s (ping-pong between two processes; lower is better)\n", where)
+			tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "size\ttransport\tmedian\tp99\tx pipe\tx floor\tp99 x pipe\tp99 x floor\tround trips\t")
+			for i, l := range p.RoundTrip {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", sizeOnce(p.RoundTrip, i), l.Transport,
+					fmtNs(l.MedianNs), fmtNs(l.P99Ns), fmtRatio(l.RatioToPipe), fmtRatio(l.RatioToFloor),
+					fmtRatio(l.P99RatioToPipe), fmtRatio(l.P99RatioToFloor), l.Samples)
+			}
+			tw.Flush()
 		}
-		tw.Flush()
-	}
-	if f := r.FuseFloor; f != nil {
-		fmt.Fprintf(b, "\nOne FUSE request (a pread of a channel's status file, answered at once): median %s, p99 %s.\n", fmtNs(f.MedianNs), fmtNs(f.P99Ns))
-		fmt.Fprintf(b, "A msg round trip has two on its critical path (each WRITE, answered with the other side's parked READ):\n")
-		fmt.Fprintf(b, "%s, %s x the pipe's round trip at %s, before ipcfs does any work.\n",
-			fmtNs(2*f.MedianNs), fmtRatio(f.TwoToPipe), fmtSize(int64(slices.Min(r.Settings.Sizes))))
-	}
-	if len(r.Throughput) > 0 {
-		fmt.Fprintf(b, "\nOne-way throughput (one writer process, one reader process; higher is better)\n")
-		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "size\ttransport\tmsgs/s\tMB/s\tx pipe\tmessages\t")
-		for i, t := range r.Throughput {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t\n", sizeOnce(r.Throughput, i), t.Transport,
-				fmtCount(t.MsgsPerSec), fmtMB(t.MBPerSec), fmtRatio(t.RatioToPipe), t.Messages)
+		if t := p.Trivial; t != nil {
+			fmt.Fprintf(b, "Trivial request, %s (a 1-byte pread of status, answered at once): floor %s (p99 %s), msg's %s (p99 %s), %s x floor\n",
+				where, fmtNs(t.Floor.MedianNs), fmtNs(t.Floor.P99Ns), fmtNs(t.Msg.MedianNs), fmtNs(t.Msg.P99Ns), fmtRatio(t.RatioToFloor))
 		}
-		tw.Flush()
+		if len(p.Throughput) > 0 {
+			fmt.Fprintf(b, "\nOne-way throughput, %s (one writer process, one reader process; higher is better)\n", where)
+			tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "size\ttransport\tmsgs/s\tMB/s\tx pipe\tx floor\tmessages\t")
+			for i, t := range p.Throughput {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t\n", sizeOnce(p.Throughput, i), t.Transport,
+					fmtCount(t.MsgsPerSec), fmtMB(t.MBPerSec), fmtRatio(t.RatioToPipe), fmtRatio(t.RatioToFloor), t.Messages)
+			}
+			tw.Flush()
+		}
 	}
 	if s := r.Shm; s != nil {
 		fmt.Fprintf(b, "\nshm against /dev/shm (%s region; x /dev/shm: time or bandwidth divided by /dev/shm's)\n", fmtSize(s.RegionBytes))
@@ -77,16 +78,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			}
 		}
 		if len(s.Amortization) > 0 {
-			fmt.Fprintf(b, "\nAmortization: messages after which shm + a msg doorbell beats msg\n")
+			fmt.Fprintf(b, "\nAmortization, %s: messages after which a shm ring + a msg doorbell beats msg\n", r.placementLabel(r.Settings.Placements[0]))
 			tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "size\tmsg, per msg\tshm, per msg\tring\tone-time\tbreak-even\t")
+			fmt.Fprintln(tw, "size\tmsg, per msg\tshm, per msg\t(doorbell)\tring\tone-time\tbreak-even\t")
 			for _, a := range s.Amortization {
 				be := "never"
 				if a.Messages >= 0 {
 					be = fmt.Sprintf("%d messages", a.Messages)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", fmtSize(int64(a.Size)), fmtNs(a.MsgNsPerMsg),
-					fmtNs(a.ShmNsPerMsg), fmtSize(a.RingBytes), fmtNs(a.OneTimeNs), be)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", fmtSize(int64(a.Size)), fmtNs(a.MsgNsPerMsg),
+					fmtNs(a.ShmNsPerMsg), fmtNs(a.DoorbellNsPerMsg), fmtSize(a.RingBytes), fmtNs(a.OneTimeNs), be)
 			}
 			tw.Flush()
 		}
@@ -109,6 +110,14 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// placementLabel names a placement for people.
+func (r *Report) placementLabel(pl string) string {
+	if pl == OneCPU {
+		return fmt.Sprintf("every process on CPU %d", r.Settings.CPU)
+	}
+	return "unpinned"
 }
 
 // sizeOnce returns the size column of row i: the size on the first row of

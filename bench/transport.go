@@ -7,7 +7,8 @@ import (
 
 // link is what two client processes, A and B, need to talk over one
 // transport: the descriptors each inherits (fd 3 the one it writes, fd 4
-// the one it reads) or the arguments that name the msg files it opens.
+// the one it reads) or the arguments that name the msg files it opens
+// (of ipcfs or of the floor server, whose channels look the same).
 type link struct {
 	aFiles, bFiles []*os.File
 	aArgs, bArgs   []string
@@ -45,8 +46,8 @@ func (e *env) connect(g *group, t string, duplex bool) (link, error) {
 		}
 		// One socket pair carries both directions.
 		l.aFiles, l.bFiles = []*os.File{a, a}, []*os.File{b, b}
-	case Msg:
-		ab, err := e.channel()
+	case Msg, Floor:
+		ab, err := e.channel(t)
 		if err != nil {
 			return l, err
 		}
@@ -57,7 +58,7 @@ func (e *env) connect(g *group, t string, duplex bool) (link, error) {
 		if !duplex {
 			return l, nil
 		}
-		ba, err := e.channel()
+		ba, err := e.channel(t)
 		if err != nil {
 			return l, err
 		}

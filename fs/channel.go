@@ -32,6 +32,7 @@ type channel struct {
 	lookups  uint64      // GUARDED_BY(Server.mu); references the kernel holds to this channel's nodes
 	shmOpen  int         // GUARDED_BY(Server.mu); open handles of shm
 	shmFreed bool        // GUARDED_BY(Server.mu); the region was closed
+	msgFresh fuse.NodeID // GUARDED_BY(Server.mu); msg instance not yet opened, 0 if none
 }
 
 // attr returns the attributes of the channel's node of kind k. Requires

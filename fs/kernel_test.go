@@ -328,8 +328,12 @@ func TestTranscriptMsgLookupsAreInstances(t *testing.T) {
 	k := newFakeKernel(t)
 	dir := k.mkdir("a")
 	m1, m2 := k.lookup(dir, "msg"), k.lookup(dir, "msg")
-	if m1 == m2 || m1&msgInstanceBit == 0 || m2&msgInstanceBit == 0 {
-		t.Errorf("two lookups of msg gave nodes %#x and %#x, want two instances", m1, m2)
+	if m1 != m2 || m1&msgInstanceBit == 0 {
+		t.Errorf("two lookups of msg with no open between gave nodes %#x and %#x, want one instance", m1, m2)
+	}
+	k.open(m1, uint32(os.O_RDONLY))
+	if m3 := k.lookup(dir, "msg"); m3 == m1 || m3&msgInstanceBit == 0 {
+		t.Errorf("a lookup after an open of %#x gave %#x, want a new instance", m1, m3)
 	}
 	if c1, c2 := k.lookup(dir, "ctl"), k.lookup(dir, "ctl"); c1 != c2 {
 		t.Errorf("two lookups of ctl gave nodes %#x and %#x, want one", c1, c2)

@@ -58,12 +58,21 @@ func (s *Server) lookupLocked(r *fuse.LookupRequest) (*fuse.LookupResponse, erro
 	return resp, nil
 }
 
-// newMsgInstance returns a new node for c's msg (see msgInstanceBit),
-// holding one kernel reference. Requires Server.mu.
+// newMsgInstance returns a node for c's msg (see msgInstanceBit) and
+// counts one more kernel reference to it: the last one returned, if no
+// file has been opened on it yet, else a new one. So lookups that do not
+// open (stat, ls -l, and the kernel's revalidation of a dentry that a
+// racing open just made) find the node they knew, and only an open(2)
+// makes the next lookup get a node of its own. Requires Server.mu.
 func (s *Server) newMsgInstance(c *channel) fuse.NodeID {
+	if m, ok := s.msgNodes[c.msgFresh]; ok {
+		m.lookups++
+		return c.msgFresh
+	}
 	s.nextMsg++
 	id := fuse.NodeID(msgInstanceBit | s.nextMsg)
 	s.msgNodes[id] = &msgInstance{c: c, lookups: 1}
+	c.msgFresh = id
 	return id
 }
 
@@ -220,6 +229,9 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	}
 	if k == kindShm {
 		c.shmOpen++
+	}
+	if r.Node == c.msgFresh {
+		c.msgFresh = 0 // opened: the next lookup makes a new instance
 	}
 	name := c.name
 	s.mu.Unlock()

@@ -184,6 +184,7 @@ func startBenchClient(b *testing.B, extra []*os.File, gated bool, role string, a
 	}
 	cmd := exec.Command(bins.ipcfs, append([]string{"bench", "client", role}, args...)...)
 	cmd.ExtraFiles = extra
+	cmd.Env = append(os.Environ(), "GODEBUG=asyncpreemptoff=1") // as ipcfs bench runs them: see bench/rawio.go
 	c := &benchClient{child: startChild(b, fmt.Sprintf("bench client %q", cmd.Args[2:]), cmd), gated: gated}
 	b.Cleanup(func() {
 		c.drain()
@@ -252,17 +253,26 @@ func TestBenchCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ipcfs bench: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
 	}
+	type latency struct {
+		Transport    string  `json:"transport"`
+		Size         int     `json:"size"`
+		MedianNs     float64 `json:"median_ns"`
+		Ratio        float64 `json:"ratio_to_pipe"`
+		RatioToFloor float64 `json:"ratio_to_floor"`
+	}
 	var rep struct {
-		RoundTrip []struct {
-			Transport string  `json:"transport"`
-			Size      int     `json:"size"`
-			MedianNs  float64 `json:"median_ns"`
-			Ratio     float64 `json:"ratio_to_pipe"`
-		} `json:"round_trip"`
-		Throughput []struct {
-			Transport  string  `json:"transport"`
-			MsgsPerSec float64 `json:"msgs_per_s"`
-		} `json:"throughput"`
+		Placements []struct {
+			Name       string    `json:"name"`
+			RoundTrip  []latency `json:"round_trip"`
+			Throughput []struct {
+				Transport    string  `json:"transport"`
+				MsgsPerSec   float64 `json:"msgs_per_s"`
+				RatioToFloor float64 `json:"ratio_to_floor"`
+			} `json:"throughput"`
+			Trivial struct {
+				RatioToFloor float64 `json:"ratio_to_floor"`
+			} `json:"trivial_request"`
+		} `json:"placements"`
 		Shm struct {
 			Setup        struct{ Ratio float64 } `json:"setup_ns"`
 			Amortization []struct {
@@ -273,12 +283,26 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(out, &rep); err != nil {
 		t.Fatalf("ipcfs bench --json printed something else: %v\n%s", err, out)
 	}
-	if len(rep.RoundTrip) != 6 || len(rep.Throughput) != 6 || len(rep.Shm.Amortization) != 2 {
-		t.Errorf("want 6 round trips, 6 rates, 2 amortization points; got\n%s", out)
+	// Two placements, each with pipe, unix, floor and msg at two sizes.
+	if len(rep.Placements) != 2 || rep.Placements[0].Name != "unpinned" || rep.Placements[1].Name != "one-cpu" || len(rep.Shm.Amortization) != 2 {
+		t.Fatalf("want placements unpinned and one-cpu, 2 amortization points; got\n%s", out)
 	}
-	for _, l := range rep.RoundTrip {
-		if l.MedianNs <= 0 || l.Ratio <= 0 {
-			t.Errorf("round trip %s %d: median %v, ratio %v", l.Transport, l.Size, l.MedianNs, l.Ratio)
+	for _, p := range rep.Placements {
+		if len(p.RoundTrip) != 8 || len(p.Throughput) != 8 {
+			t.Errorf("%s: want 8 round trips, 8 rates; got %d, %d", p.Name, len(p.RoundTrip), len(p.Throughput))
+		}
+		for _, l := range p.RoundTrip {
+			if l.MedianNs <= 0 || l.Ratio <= 0 || l.RatioToFloor <= 0 {
+				t.Errorf("%s: round trip %s %d: median %v, ratio %v, to the floor %v", p.Name, l.Transport, l.Size, l.MedianNs, l.Ratio, l.RatioToFloor)
+			}
+		}
+		for _, r := range p.Throughput {
+			if r.MsgsPerSec <= 0 || r.RatioToFloor <= 0 {
+				t.Errorf("%s: one-way %s: %v msgs/s, to the floor %v", p.Name, r.Transport, r.MsgsPerSec, r.RatioToFloor)
+			}
+		}
+		if p.Trivial.RatioToFloor <= 0 {
+			t.Errorf("%s: no trivial request ratio", p.Name)
 		}
 	}
 	if rep.Shm.Setup.Ratio <= 0 {

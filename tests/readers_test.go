@@ -254,8 +254,8 @@ func counters(t *testing.T, ch string) string {
 		st["messages"], st["sent"], st["received"], st["truncated"], st["blocked_readers"])
 }
 
-// wantCounters checks counters against the expected values.
-func wantCounters(t *testing.T, ch, when string, messages, sent, received, truncated int) {
+// wantQueue checks counters against the expected values.
+func wantQueue(t *testing.T, ch, when string, messages, sent, received, truncated int) {
 	t.Helper()
 	want := fmt.Sprintf("messages %d sent %d received %d truncated %d blocked_readers 0", messages, sent, received, truncated)
 	if got := counters(t, ch); got != want {
@@ -313,7 +313,7 @@ func testBusyboxCatMsg(t *testing.T, d *daemon) {
 	if got := cat.out.String(); got != want {
 		t.Errorf("busybox cat of 4 queued messages printed %d bytes %q, want %d bytes", len(got), abbrev(got), len(want))
 	}
-	wantCounters(t, ch, "after busybox cat", 0, 4, 4, 0)
+	wantQueue(t, ch, "after busybox cat", 0, 4, 4, 0)
 
 	// cat waiting first, the messages coming one by one.
 	ch = d.channel("streamed")
@@ -337,7 +337,7 @@ func testBusyboxCatMsg(t *testing.T, d *daemon) {
 	if got := cat.out.String(); got != want {
 		t.Errorf("busybox cat of 4 streamed messages printed %q", abbrev(got))
 	}
-	wantCounters(t, ch, "after busybox cat", 0, 4, 4, 0)
+	wantQueue(t, ch, "after busybox cat", 0, 4, 4, 0)
 }
 
 // abbrev shortens long output for a failure message.
@@ -420,7 +420,7 @@ func testBusyboxCatDeadlock(t *testing.T, d *daemon) {
 	if got := cat.out.String(); got != "late\n" {
 		t.Errorf("busybox cat printed %q, want \"late\\n\"", got)
 	}
-	wantCounters(t, ch, "after the late message", 0, 2, 1, 0)
+	wantQueue(t, ch, "after the late message", 0, 2, 1, 0)
 }
 
 // shQuote quotes s for sh.
@@ -457,7 +457,7 @@ func testPyCopyfile(t *testing.T, d *daemon) {
 	if got, want := copyfile(msg, filepath.Join(tmp, "msg")), "x"+"yy"+bigMessage+"end"; got != want {
 		t.Errorf("shutil.copyfile of a hung-up msg gave %q, want %q", abbrev(got), abbrev(want))
 	}
-	wantCounters(t, ch, "after shutil.copyfile of msg", 0, 4, 4, 0)
+	wantQueue(t, ch, "after shutil.copyfile of msg", 0, 4, 4, 0)
 }
 
 // tcpSink listens on loopback and returns the address and a function that
@@ -524,7 +524,7 @@ func testGoCopyTCP(t *testing.T, d *daemon) {
 	if want := fmt.Sprintf("copied %d\n", len(strings.Join(msgs, ""))); out != want {
 		t.Errorf("copyclient: %q, want %q", out, want)
 	}
-	wantCounters(t, ch, "after io.Copy of 3 queued messages", 0, 3, 3, 0)
+	wantQueue(t, ch, "after io.Copy of 3 queued messages", 0, 3, 3, 0)
 
 	// The copy waiting first, the messages coming after.
 	ch = d.channel("go-streamed")
@@ -552,7 +552,7 @@ func testGoCopyTCP(t *testing.T, d *daemon) {
 	if got, want := received(), strings.Join(msgs, ""); got != want {
 		t.Errorf("io.Copy(tcpConn, msg) of streamed messages sent %q, want %q", abbrev(got), abbrev(want))
 	}
-	wantCounters(t, ch, "after io.Copy of 3 streamed messages", 0, 3, 3, 0)
+	wantQueue(t, ch, "after io.Copy of 3 streamed messages", 0, 3, 3, 0)
 }
 
 // Go's io.Copy to a regular file tries copy_file_range and splice first.
@@ -572,7 +572,7 @@ func testGoCopyFile(t *testing.T, d *daemon) {
 	if want := strings.Join(msgs, ""); string(b) != want {
 		t.Errorf("io.Copy(file, msg) wrote %q, want %q", abbrev(string(b)), abbrev(want))
 	}
-	wantCounters(t, ch, "after io.Copy to a file", 0, 3, 3, 0)
+	wantQueue(t, ch, "after io.Copy to a file", 0, 3, 3, 0)
 }
 
 // readerSetups are the two ways a reader's open file of msg meets queued
@@ -604,12 +604,12 @@ func wantTakenOnce(t *testing.T, p *prober, ch, what, ans string) {
 	data, ok := okData(ans)
 	switch {
 	case ans == "EINVAL":
-		wantCounters(t, ch, what+" failed with EINVAL", 2, 2, 0, 0)
+		wantQueue(t, ch, what+" failed with EINVAL", 2, 2, 0, 0)
 		if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M1", "M2"}) {
 			t.Errorf("after %s failed with EINVAL the queue held %q, want M1 and M2", what, got)
 		}
 	case ok && data == "M1":
-		wantCounters(t, ch, what+" returned M1", 1, 2, 1, 0)
+		wantQueue(t, ch, what+" returned M1", 1, 2, 1, 0)
 		if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M2"}) {
 			t.Errorf("after %s returned M1 the queue held %q, want M2", what, got)
 		}
@@ -649,12 +649,12 @@ func testSendfileSplice(t *testing.T, _ *daemon) {
 					d2, ok2 := okData(second)
 					switch {
 					case first == "EINVAL" && second == "EINVAL":
-						wantCounters(t, ch, "after two calls failed with EINVAL", 2, 2, 0, 0)
+						wantQueue(t, ch, "after two calls failed with EINVAL", 2, 2, 0, 0)
 						if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M1", "M2"}) {
 							t.Errorf("after two calls failed with EINVAL the queue held %q, want M1 and M2", got)
 						}
 					case ok1 && d1 == "M1" && ok2 && d2 == "M2":
-						wantCounters(t, ch, "after two calls returned M1 and M2", 0, 2, 2, 0)
+						wantQueue(t, ch, "after two calls returned M1 and M2", 0, 2, 2, 0)
 					default:
 						t.Errorf("%s, then %s, with M1 and M2 queued: %s, then %s; want EINVAL twice, or M1 then M2 (status %s)",
 							call(0), call(len(d1)), first, second, counters(t, ch))
@@ -691,7 +691,7 @@ func testSendfileBlocks(t *testing.T, d *daemon) {
 			if data, ok := okData(ans); !ok || data != "came later" {
 				t.Errorf("%s waiting on an empty queue then got %s, want the message", call, ans)
 			}
-			wantCounters(t, ch, "after "+call, 0, 1, 1, 0)
+			wantQueue(t, ch, "after "+call, 0, 1, 1, 0)
 			continue
 		}
 		if ans != "EINVAL" {
@@ -727,7 +727,7 @@ func testCopyFileRange(t *testing.T, _ *daemon) {
 				t.Logf("copy_file_range with M1 and M2 queued: %s", ans)
 				switch ans {
 				case "EINVAL", "EXDEV", "EOPNOTSUPP":
-					wantCounters(t, src, "copy_file_range failed with "+ans, 2, 2, 0, 0)
+					wantQueue(t, src, "copy_file_range failed with "+ans, 2, 2, 0, 0)
 					if got := drainNonblock(t, p, filepath.Join(src, "msg")); !slices.Equal(got, []string{"M1", "M2"}) {
 						t.Errorf("after copy_file_range failed with %s the queue held %q, want M1 and M2", ans, got)
 					}
@@ -737,7 +737,7 @@ func testCopyFileRange(t *testing.T, _ *daemon) {
 					t.Fatalf("copy_file_range of msg with M1 and M2 queued: %s, want EINVAL, EXDEV, EOPNOTSUPP or 2 (M1); status %s",
 						ans, counters(t, src))
 				}
-				wantCounters(t, src, "copy_file_range copied M1", 1, 2, 1, 0)
+				wantQueue(t, src, "copy_file_range copied M1", 1, 2, 1, 0)
 				var got []string
 				if dest == "a file elsewhere" {
 					b, _ := os.ReadFile(dst)
@@ -772,7 +772,7 @@ func testReadahead(t *testing.T, d *daemon) {
 		if got := drainNonblock(t, p, filepath.Join(ch, "msg")); !slices.Equal(got, []string{"M2"}) {
 			t.Errorf("after readahead and fadvise (%s) the queue held %q, want M2", setup, got)
 		}
-		wantCounters(t, ch, "after readahead, fadvise and two reads", 0, 2, 2, 0)
+		wantQueue(t, ch, "after readahead, fadvise and two reads", 0, 2, 2, 0)
 	}
 }
 
@@ -789,7 +789,7 @@ func testMmapMsg(t *testing.T, d *daemon) {
 		if strings.HasPrefix(ans, "ok") || strings.HasPrefix(ans, "error") {
 			t.Errorf("mmap(MAP_PRIVATE) of msg and a load (%s): %s, want SIGBUS or an errno", setup, ans)
 		}
-		wantCounters(t, ch, "after mmap", 2, 2, 0, 0)
+		wantQueue(t, ch, "after mmap", 2, 2, 0, 0)
 		if got := drainNonblock(t, p, filepath.Join(ch, "msg")); !slices.Equal(got, []string{"M1", "M2"}) {
 			t.Errorf("after mmap (%s) the queue held %q, want M1 and M2", setup, got)
 		}
@@ -833,7 +833,7 @@ func testUring(t *testing.T, d *daemon, mode string) {
 	if got := cMessages(t, r.out.String()); !slices.Equal(got, msgs) {
 		t.Errorf("the io_uring reader (%s) got %q, want %q", mode, got, msgs)
 	}
-	wantCounters(t, ch, "after the io_uring reader", 0, 5, 5, 0)
+	wantQueue(t, ch, "after the io_uring reader", 0, 5, 5, 0)
 }
 
 // cRecords is what msgtool and uringtool print for msgs.
@@ -857,7 +857,7 @@ func testUringShortReads(t *testing.T, d *daemon) {
 		if got, want := cMessages(t, out), []string{"0123", "4567", "89", "next"}; !slices.Equal(got, want) {
 			t.Errorf("io_uring reads of 4 bytes (%s) got %q, want %q", mode, got, want)
 		}
-		wantCounters(t, ch, "after the short io_uring reads", 0, 2, 2, 0)
+		wantQueue(t, ch, "after the short io_uring reads", 0, 2, 2, 0)
 	}
 }
 
@@ -873,7 +873,7 @@ func testUringWrite(t *testing.T, d *daemon) {
 	if got := cMessages(t, run(t, cBinary(t, "clients/msgtool.c"), "read", msg, "4", "65536")); !slices.Equal(got, append(msgs, "")) {
 		t.Errorf("after 3 io_uring writes the queue held %q", got)
 	}
-	wantCounters(t, ch, "after the io_uring writes", 0, 3, 3, 0)
+	wantQueue(t, ch, "after the io_uring writes", 0, 3, 3, 0)
 }
 
 // testUringKill: SIGKILL ends an io_uring reader waiting for a message,
@@ -901,7 +901,7 @@ func testUringKill(t *testing.T, d *daemon) {
 	if out := run(t, bins.goclient, "read", msg, "1"); out != q("for the living")+"\n" {
 		t.Errorf("a reader after the killed io_uring reader got %q", out)
 	}
-	wantCounters(t, ch, "after the killed io_uring reader", 0, 1, 1, 0)
+	wantQueue(t, ch, "after the killed io_uring reader", 0, 1, 1, 0)
 }
 
 // waitBlocked sends cmd to p and waits until the channel shows key 1, or
@@ -941,7 +941,7 @@ func testAIORead(t *testing.T, d *daemon) {
 	writeMsgs(t, msg, "second", "third")
 	p.want("aioread r 65536 5", `ok "second"`)
 	p.want("aioread r 65536 11", `ok "third"`)
-	wantCounters(t, ch, "after 3 io_submit reads", 0, 3, 3, 0)
+	wantQueue(t, ch, "after 3 io_submit reads", 0, 3, 3, 0)
 }
 
 func testAIOReadSignal(t *testing.T, d *daemon) {
@@ -954,10 +954,10 @@ func testAIOReadSignal(t *testing.T, d *daemon) {
 	if got := p.result(); got != "EINTR" {
 		t.Errorf("io_submit read interrupted by a handled SIGUSR1: %s, want EINTR", got)
 	}
-	wantCounters(t, ch, "after the interrupted io_submit read", 0, 0, 0, 0)
+	wantQueue(t, ch, "after the interrupted io_submit read", 0, 0, 0, 0)
 	writeMsgs(t, msg, "after")
 	p.want("read r 65536", `ok "after"`)
-	wantCounters(t, ch, "after a read", 0, 1, 1, 0)
+	wantQueue(t, ch, "after a read", 0, 1, 1, 0)
 }
 
 func testAIOReadKill(t *testing.T, d *daemon) {
@@ -968,7 +968,7 @@ func testAIOReadKill(t *testing.T, d *daemon) {
 	waitBlocked(t, p, ch, "aioread r 65536 0", "blocked_readers")
 	p.kill(d)
 	waitStatus(t, ch, "readers", "0")
-	wantCounters(t, ch, "after the submitter died", 0, 0, 0, 0)
+	wantQueue(t, ch, "after the submitter died", 0, 0, 0, 0)
 	writeMsgs(t, msg, "for the living")
 	if out := run(t, bins.goclient, "read", msg, "1"); out != q("for the living")+"\n" {
 		t.Errorf("a reader after the dead submitter got %q", out)
@@ -1001,7 +1001,7 @@ func testAIOWrite(t *testing.T, d *daemon) {
 	if out := run(t, bins.goclient, "read", msg, "1"); out != q("waited")+"\n" {
 		t.Errorf("after the io_submit write the queue held %q", out)
 	}
-	wantCounters(t, ch, "after the io_submit writes", 0, 2, 2, 0)
+	wantQueue(t, ch, "after the io_submit writes", 0, 2, 2, 0)
 }
 
 // GNU tail -f on msg: it must print each message written after it started,
@@ -1026,7 +1026,7 @@ func testTailF(t *testing.T, d *daemon) {
 	if got := tf.out.String(); got != want {
 		t.Errorf("tail -f printed %q, want %q", got, want)
 	}
-	wantCounters(t, ch, "after tail -f", 0, 4, 4, 0)
+	wantQueue(t, ch, "after tail -f", 0, 4, 4, 0)
 	if tf.err.String() != "" {
 		t.Errorf("tail -f wrote to stderr: %s", tf.err.String())
 	}
@@ -1049,7 +1049,7 @@ func testFIONREAD(t *testing.T, d *daemon) {
 		if !strings.HasPrefix(ans, "ok ") && ans != "ENOTTY" && ans != "EINVAL" {
 			t.Errorf("FIONREAD: %s", ans)
 		}
-		wantCounters(t, ch, "after FIONREAD", 2, 2, 0, 0)
+		wantQueue(t, ch, "after FIONREAD", 2, 2, 0, 0)
 		p.want("read r 65536", `ok "M1"`)
 		t.Logf("FIONREAD holding the whole of M1 (%s): %s", setup, p.do("fionread r"))
 		if got := drainNonblock(t, p, filepath.Join(ch, "msg")); !slices.Equal(got, []string{"M2"}) {

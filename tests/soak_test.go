@@ -261,12 +261,14 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("%d messages; EAGAINs waited out in poll(2): %d by raw writers, %d by raw readers", total, eagain, readerEAGAIN)
 
-	// The daemon's heap: at most the queue's bytes, plus for each request
-	// in flight its ~132 KiB buffer and for each open file one message
-	// being read, on top of where it started — with room for the
+	// The daemon's heap: at most the queue's bytes, plus for each waiting
+	// request and each open file a message (a parked WRITE's copy, a
+	// window), plus the 1 MiB receive buffers of the requests being read
+	// and answered (one per serving loop, and what the pool that recycles
+	// them keeps), on top of where it started — with room for the
 	// allocator's slack, far below the gigabytes that went through.
-	const perRequest, slack = 2 * (132 << 10), 8 << 20
-	bound := base["heap_alloc"] + soakQueueBytes + maxMsgSize + (maxHandles+maxParked+16)*perRequest + slack
+	const perRequest, receiveBuffers, slack = 2 * (132 << 10), 8 * (1<<20 + 4096), 8 << 20
+	bound := base["heap_alloc"] + soakQueueBytes + maxMsgSize + (maxHandles+maxParked+16)*perRequest + receiveBuffers + slack
 	t.Logf("daemon heap: %.1f MiB at the start, at most %.1f MiB during the soak (bound %.1f MiB); at most %v parked requests and %v handles",
 		base["heap_alloc"]/(1<<20), maxHeap/(1<<20), bound/(1<<20), maxParked, maxHandles)
 	if maxHeap > bound {

@@ -17,11 +17,15 @@ import (
 	"github.com/ipcfs/ipcfs/internal/size"
 )
 
-// benchCmd is `ipcfs bench`. `ipcfs bench client ROLE …` is the hidden
-// entry point of its child processes.
+// benchCmd is `ipcfs bench`. `ipcfs bench client ROLE …` and
+// `ipcfs bench floor MOUNTPOINT` are the hidden entry points of its child
+// processes: the clients and the reference FUSE server.
 func benchCmd(args []string) int {
 	if len(args) > 0 && args[0] == "client" {
 		return bench.ClientMain(args[1:])
+	}
+	if len(args) > 0 && args[0] == "floor" {
+		return bench.FloorMain(args[1:])
 	}
 	flags := flag.NewFlagSet("ipcfs bench", flag.ContinueOnError)
 	flags.Usage = func() {} // printed below
@@ -33,6 +37,8 @@ func benchCmd(args []string) int {
 	rounds := flags.Int("rounds", 3, "interleaved rounds")
 	region := &size.Value{N: 16 << 20}
 	flags.Var(region, "shm-size", "region size of the shm setup and copy measurements (K, M, G suffixes)")
+	placements := flags.String("placements", "unpinned,one-cpu", "where the processes run, comma-separated: unpinned (the scheduler decides), one-cpu (every process on one CPU)")
+	cpu := flags.Int("cpu", -1, "the CPU of one-cpu (default: the first this process may use)")
 	only := flags.String("only", "", "measure only these, comma-separated: rtt, tput, shm (shm's amortization point needs tput)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the serving daemon to `FILE`")
 	if err := flags.Parse(args); err != nil {
@@ -46,7 +52,16 @@ func benchCmd(args []string) int {
 		CellTime:  *cellTime,
 		Rounds:    *rounds,
 		ShmRegion: region.N,
+		CPU:       *cpu,
 		Progress:  os.Stderr,
+	}
+	for _, p := range strings.Split(*placements, ",") {
+		p = strings.TrimSpace(p)
+		if p != bench.Unpinned && p != bench.OneCPU {
+			fmt.Fprintf(os.Stderr, "ipcfs bench: --placements: %q: want unpinned or one-cpu\n", p)
+			return 2
+		}
+		cfg.Placements = append(cfg.Placements, p)
 	}
 	_, err := unix.IoctlGetTermios(int(os.Stderr.Fd()), unix.TCGETS)
 	cfg.ProgressTTY = err == nil

@@ -5,7 +5,7 @@
 //	ipcfs mount [flags] MOUNTPOINT     serve in the foreground until SIGINT/SIGTERM
 //	ipcfs SOURCE MOUNTPOINT -o OPTS    the mount(8)/fstab form: daemonizes once mounted
 //	ipcfs ls [--json] [MOUNTPOINT...]  every channel of the named (or every) ipcfs mount
-//	ipcfs bench [flags]                compare msg and shm with a pipe, a socket and /dev/shm
+//	ipcfs bench [flags]                compare msg and shm with a pipe, a socket, the FUSE floor, /dev/shm
 //	ipcfs version | --version
 //
 // mkdir MOUNTPOINT/foo makes a channel with four files: msg (a write is a
@@ -63,7 +63,7 @@ func usage(w io.Writer) {
   ipcfs mount [flags] MOUNTPOINT     serve in the foreground until SIGINT/SIGTERM
   ipcfs SOURCE MOUNTPOINT -o OPTS    the mount(8)/fstab form: daemonizes once mounted
   ipcfs ls [--json] [MOUNTPOINT...]  every channel of the named (or every) ipcfs mount
-  ipcfs bench [flags]                benchmark msg and shm against a pipe, a socket, /dev/shm
+  ipcfs bench [flags]                msg and shm against a pipe, a socket, the FUSE floor, /dev/shm
   ipcfs version | --version
 Run "ipcfs mount -h" for the flags; see ipcfs(1) and ipcfs(7).
 `)

@@ -21,7 +21,10 @@ import (
 type Config struct {
 	Exe        string   // the ipcfs binary
 	Mountpoint string   // passed last
-	Args       []string // after "mount": flags such as --log-format json
+	Args       []string // after the subcommand: flags such as --log-format json
+	// Subcommand is what runs the daemon, before Args: default "mount";
+	// `ipcfs bench` also starts "bench floor", which logs the same line.
+	Subcommand []string
 	// SysProcAttr for the daemon's process, e.g. Pdeathsig so that it
 	// stops (and unmounts) when its parent dies.
 	SysProcAttr *syscall.SysProcAttr
@@ -50,7 +53,12 @@ type Daemon struct {
 // ctx ends, Start kills it (if still running) and returns an error that
 // includes its log.
 func Start(ctx context.Context, cfg Config) (*Daemon, error) {
-	cmd := exec.Command(cfg.Exe, append(append([]string{"mount"}, cfg.Args...), cfg.Mountpoint)...)
+	sub := cfg.Subcommand
+	if len(sub) == 0 {
+		sub = []string{"mount"}
+	}
+	args := append(append(append([]string(nil), sub...), cfg.Args...), cfg.Mountpoint)
+	cmd := exec.Command(cfg.Exe, args...)
 	cmd.SysProcAttr = cfg.SysProcAttr
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
