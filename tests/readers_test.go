@@ -38,6 +38,8 @@ var readersTests = map[string]func(t *testing.T, d *daemon){
 	"mmap of msg takes nothing":                          testMmapMsg,
 	"liburing read loop, offset -1":                      func(t *testing.T, d *daemon) { testUring(t, d, "cur") },
 	"liburing read loop, explicit offsets":               func(t *testing.T, d *daemon) { testUring(t, d, "explicit") },
+	"liburing read loop, offset -1, IOSQE_ASYNC":         func(t *testing.T, d *daemon) { testUring(t, d, "cur", "async") },
+	"liburing read loop, explicit offsets, IOSQE_ASYNC":  func(t *testing.T, d *daemon) { testUring(t, d, "explicit", "async") },
 	"liburing short reads continue the message":          testUringShortReads,
 	"liburing writes":                                    testUringWrite,
 	"liburing reader SIGKILLed while waiting":            testUringKill,
@@ -803,12 +805,13 @@ func testMmapMsg(t *testing.T, d *daemon) {
 // arms a poll for POLLIN and issues the read from the submitting task when
 // it fires — no io-wq worker, no blocked_readers. So the test checks what
 // the reader printed after each message, not where it waits.)
-func testUring(t *testing.T, d *daemon, mode string) {
+func testUring(t *testing.T, d *daemon, mode string, async ...string) {
 	ut := uringtool(t)
 	ch := d.channel("uring")
 	msg := filepath.Join(ch, "msg")
 	msgs := []string{"m1", "message two", bigMessage, "m4", "the fifth"}
-	r := startProc(t, d, ut, "read", msg, strconv.Itoa(len(msgs)), mode, "65536")
+	r := startProc(t, d, ut, append([]string{"read", msg, strconv.Itoa(len(msgs)), mode, "65536"}, async...)...)
+	mode = strings.TrimSpace(mode + " " + strings.Join(async, ""))
 	waitUntil(t, "the io_uring reader opening msg", func() bool {
 		return readStatus(t, ch)["readers"] == "1" || r.exited()
 	})
@@ -846,18 +849,21 @@ func cRecords(msgs []string) string {
 }
 
 // testUringShortReads: io_uring reads with a buffer shorter than the
-// message get the message in pieces, then the next message.
+// message get the message in pieces, then the next message — inline or
+// from task work (the default), or in io-wq workers (IOSQE_ASYNC).
 func testUringShortReads(t *testing.T, d *daemon) {
 	ut := uringtool(t)
 	for _, mode := range []string{"cur", "explicit"} {
-		ch := d.channel("short-" + mode)
-		msg := filepath.Join(ch, "msg")
-		writeMsgs(t, msg, "0123456789", "next")
-		out := run(t, ut, "read", msg, "4", mode, "4")
-		if got, want := cMessages(t, out), []string{"0123", "4567", "89", "next"}; !slices.Equal(got, want) {
-			t.Errorf("io_uring reads of 4 bytes (%s) got %q, want %q", mode, got, want)
+		for _, async := range []string{"", "async"} {
+			ch := d.channel("short-" + mode + async)
+			msg := filepath.Join(ch, "msg")
+			writeMsgs(t, msg, "0123456789", "next")
+			out := run(t, ut, "read", msg, "4", mode, "4", async)
+			if got, want := cMessages(t, out), []string{"0123", "4567", "89", "next"}; !slices.Equal(got, want) {
+				t.Errorf("io_uring reads of 4 bytes (%s %s) got %q, want %q", mode, async, got, want)
+			}
+			wantQueue(t, ch, "after the short io_uring reads", 0, 2, 2, 0)
 		}
-		wantQueue(t, ch, "after the short io_uring reads", 0, 2, 2, 0)
 	}
 }
 

@@ -2,10 +2,11 @@
  * uringtool: the io_uring client of tests/readers_test.go, built on
  * liburing (cc ... -luring) as an io_uring program would be.
  *
- *   uringtool read PATH N cur|explicit BUFSIZE
+ *   uringtool read PATH N cur|explicit BUFSIZE [async]
  *       N reads, each one io_uring_prep_read + submit + wait, one at a time;
  *       "cur" passes offset -1 (the file position), "explicit" passes an
- *       offset starting at 0 and advanced by each result (offset += n).
+ *       offset starting at 0 and advanced by each result (offset += n);
+ *       "async" sets IOSQE_ASYNC (the read runs in an io-wq worker).
  *       Prints "<len>:<bytes>\n" per result, as msgtool does; stops after a
  *       result of 0 (end of file).
  *   uringtool write PATH MSG...
@@ -43,14 +44,15 @@ static int one(struct io_uring *ring) {
 
 int main(int argc, char **argv) {
 	if (argc < 3) {
-		fprintf(stderr, "usage: uringtool read PATH N cur|explicit BUFSIZE | write PATH MSG...\n");
+		fprintf(stderr, "usage: uringtool read PATH N cur|explicit BUFSIZE [async] | write PATH MSG...\n");
 		return 2;
 	}
 	struct io_uring ring;
 	int r = io_uring_queue_init(8, &ring, 0);
 	if (r < 0) return fail("io_uring_queue_init", -r);
-	if (strcmp(argv[1], "read") == 0 && argc == 6) {
+	if (strcmp(argv[1], "read") == 0 && (argc == 6 || argc == 7)) {
 		int n = atoi(argv[3]), explicit = strcmp(argv[4], "explicit") == 0;
+		int async = argc == 7 && strcmp(argv[6], "async") == 0;
 		size_t size = (size_t)atol(argv[5]);
 		char *buf = malloc(size);
 		int fd = open(argv[2], O_RDONLY);
@@ -59,6 +61,7 @@ int main(int argc, char **argv) {
 		for (int i = 0; i < n; i++) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
 			io_uring_prep_read(sqe, fd, buf, (unsigned)size, explicit ? off : (__u64)-1);
+			if (async) io_uring_sqe_set_flags(sqe, IOSQE_ASYNC);
 			r = one(&ring);
 			if (r < 0) return fail("read", -r);
 			printf("%d:", r);
