@@ -49,10 +49,10 @@ func BenchmarkSendReceiveContext(b *testing.B) {
 	b.SetBytes(64)
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := c.SendContext(ctx, msg); err != nil {
+		if err := c.sendContext(ctx, msg); err != nil {
 			b.Fatal(err)
 		}
-		m, err := c.ReceiveContext(ctx)
+		m, err := c.receiveContext(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func BenchmarkContended(b *testing.B) {
 				for range receivers {
 					wg.Go(func() {
 						for {
-							if _, err := c.ReceiveContext(context.Background()); err != nil {
+							if _, err := c.receiveContext(context.Background()); err != nil {
 								if err != io.EOF {
 									b.Error(err)
 								}
@@ -104,7 +104,7 @@ func BenchmarkContended(b *testing.B) {
 				b.RunParallel(func(pb *testing.PB) {
 					ctx := context.Background()
 					for pb.Next() {
-						if err := c.SendContext(ctx, make([]byte, size)); err != nil {
+						if err := c.sendContext(ctx, make([]byte, size)); err != nil {
 							b.Error(err)
 							return
 						}
@@ -115,5 +115,41 @@ func BenchmarkContended(b *testing.B) {
 				b.StopTimer()
 			})
 		}
+	}
+}
+
+// BenchmarkTrySendReceive is the daemon's fast path (TrySend, TryReceive),
+// with and without a budget (each message charged and given back by Done).
+func BenchmarkTrySendReceive(b *testing.B) {
+	for _, budget := range []bool{false, true} {
+		name := "nobudget"
+		if budget {
+			name = "budget"
+		}
+		b.Run(name, func(b *testing.B) {
+			c := mustNew(b, Limits{MaxBytes: 1 << 20, MaxMsgs: 64})
+			if budget {
+				a, err := NewBudget(BudgetLimits{MaxMemory: 1 << 30, UserMemory: 1 << 29}).NewAccount(1, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if c, err = NewInBudget(Limits{MaxBytes: 1 << 20, MaxMsgs: 64}, a); err != nil {
+					b.Fatal(err)
+				}
+			}
+			msg := make([]byte, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := c.TrySend(msg); err != nil {
+					b.Fatal(err)
+				}
+				m, err := c.TryReceive()
+				if err != nil {
+					b.Fatal(err)
+				}
+				c.Done(m)
+				msg = m
+			}
+		})
 	}
 }

@@ -62,11 +62,14 @@ type Stats struct {
 type Channel struct {
 	mu sync.Mutex // guards every field below; never held while calling done or wake functions
 
+	acct *Account // charged with the queued messages' cost; nil: no budget. Immutable.
+
 	limits    Limits
 	queue     fifo
 	bytes     int64    // sum of the queued messages' lengths
-	receivers waitList // parked receives, oldest first; non-empty only while queue is empty
-	senders   waitList // parked sends, oldest first; non-empty only while queue is not
+	cost      int64    // sum of their MessageCost, charged to acct
+	receivers waitList // parked receives, oldest first; non-empty only while queue is empty and no sender is parked
+	senders   waitList // parked sends, oldest first; non-empty only while the queue is not empty, or the budget has no memory for the first
 	armed     []*Watch // watches to wake on the next change they care about
 	hungUp    bool
 	closed    bool
@@ -81,6 +84,23 @@ func New(l Limits) (*Channel, error) {
 		return nil, fmt.Errorf("channels: new: %w", err)
 	}
 	return &Channel{limits: l}, nil
+}
+
+// NewInBudget is New for a channel whose messages are charged to a, at
+// MessageCost each, from the moment they are queued until the receiver
+// calls Done with them: a message held by a reader (a FUSE daemon keeps
+// the message being read) costs as much as a queued one. A message that
+// fits the channel's limits but not a's budget waits (or is refused with
+// ErrWouldBlock) as if the queue were full, until memory is released
+// anywhere in the budget. A message handed straight from a sender to a
+// waiting receiver is charged even beyond the budget: it exists already.
+func NewInBudget(l Limits, a *Account) (*Channel, error) {
+	c, err := New(l)
+	if err != nil {
+		return nil, err
+	}
+	c.acct = a
+	return c, nil
 }
 
 // NewWaiter returns a waiter for one Send or one Receive on c. done is called
@@ -138,9 +158,10 @@ func (c *Channel) trySend(s *settlement, msg []byte) error {
 		// The queue is empty: hand the message straight to the oldest receiver.
 		c.sent++
 		c.received++
+		c.forceCharge(msg)
 		s.complete(c.receivers.popFront(), msg, nil)
 		return nil
-	case c.senders.len == 0 && c.admits(len(msg)):
+	case c.senders.len == 0 && c.admits(len(msg)) && c.charge(msg):
 		c.enqueue(msg)
 		c.wake(s, Readable)
 		return nil
@@ -183,13 +204,25 @@ func (c *Channel) TryReceive() ([]byte, error) {
 func (c *Channel) tryReceive(s *settlement) ([]byte, error) {
 	switch {
 	case c.queue.len() > 0:
-		msg := c.dequeue()
+		msg := c.dequeue(s)
 		c.admitSenders(s)
 		changed := Writable
 		if c.hungUp && c.queue.len() == 0 {
 			changed |= HangUp // drained: receives now return end of file
 		}
 		c.wake(s, changed)
+		return msg, nil
+	case c.senders.len > 0:
+		// The queue is empty and a sender waits for memory: its message
+		// goes straight to this receiver, costing nothing.
+		w := c.senders.popFront()
+		msg := w.msg
+		w.msg = nil
+		c.sent++
+		c.received++
+		c.forceCharge(msg)
+		s.complete(w, nil, nil)
+		c.wake(s, Writable)
 		return msg, nil
 	case c.closed || c.hungUp:
 		return nil, io.EOF
@@ -229,11 +262,14 @@ func (c *Channel) Close() (discarded int) {
 	c.mu.Lock()
 	if !c.closed {
 		c.closed = true
-		discarded = c.discardQueue()
+		discarded = c.discardQueue(&s)
 		c.settleAll(&s, ErrClosed)
 		c.wake(&s, Readable|Writable|HangUp)
 	}
 	c.mu.Unlock()
+	if c.acct != nil {
+		c.acct.b.forget(c)
+	}
 	s.run()
 	return discarded
 }
@@ -243,7 +279,7 @@ func (c *Channel) Close() (discarded int) {
 func (c *Channel) Flush() (discarded int) {
 	var s settlement
 	c.mu.Lock()
-	discarded = c.discardQueue()
+	discarded = c.discardQueue(&s)
 	c.admitSenders(&s)
 	c.wake(&s, Writable)
 	c.mu.Unlock()
@@ -335,26 +371,73 @@ func (c *Channel) admits(n int) bool {
 	return q == 0 || (q < c.limits.MaxMsgs && c.bytes+int64(n) <= c.limits.MaxBytes)
 }
 
-// Requires c.mu.
+// charge charges msg's cost to the budget, if any, or registers c to be
+// retried when memory is released and returns false. Requires c.mu.
+func (c *Channel) charge(msg []byte) bool {
+	return c.acct == nil || c.acct.chargeMessage(c, MessageCost(msg))
+}
+
+// forceCharge charges a message received without being queued. Requires c.mu.
+func (c *Channel) forceCharge(msg []byte) {
+	if c.acct != nil {
+		c.acct.forceCharge(MessageCost(msg))
+	}
+}
+
+// Done gives back the charge of a received message that the receiver no
+// longer holds (it may recycle it). Call it once for each message a
+// receive returned; it does nothing for a channel without a budget.
+func (c *Channel) Done(msg []byte) {
+	if c.acct != nil && msg != nil {
+		c.acct.Release(MessageCost(msg))
+	}
+}
+
+// release gives back n bytes of queued messages' cost; channels waiting
+// for memory are retried when s runs. Requires c.mu.
+func (c *Channel) release(s *settlement, n int64) {
+	if c.acct != nil {
+		s.retry = append(s.retry, c.acct.release(n)...)
+	}
+}
+
+// retryAdmission admits parked senders after memory was released in the
+// budget, and wakes pollers waiting to write.
+func (c *Channel) retryAdmission() {
+	var s settlement
+	c.mu.Lock()
+	if !c.closed {
+		c.admitSenders(&s)
+		c.wake(&s, Writable)
+	}
+	c.mu.Unlock()
+	s.run()
+}
+
+// Requires c.mu; msg is charged.
 func (c *Channel) enqueue(msg []byte) {
 	c.queue.push(msg)
 	c.bytes += int64(len(msg))
+	c.cost += MessageCost(msg)
 	c.sent++
 }
 
 // Requires c.mu and a non-empty queue.
-func (c *Channel) dequeue() []byte {
+func (c *Channel) dequeue(s *settlement) []byte {
 	msg := c.queue.pop()
 	c.bytes -= int64(len(msg))
+	c.cost -= MessageCost(msg) // still charged: Done releases it
 	c.received++
 	return msg
 }
 
 // Requires c.mu.
-func (c *Channel) discardQueue() int {
+func (c *Channel) discardQueue(s *settlement) int {
 	n := c.queue.len()
 	c.queue.clear()
 	c.bytes = 0
+	c.release(s, c.cost)
+	c.cost = 0
 	return n
 }
 
@@ -362,7 +445,7 @@ func (c *Channel) discardQueue() int {
 // first, stopping at the first that does not. Requires c.mu.
 func (c *Channel) admitSenders(s *settlement) {
 	admitted := false
-	for c.senders.len > 0 && c.admits(len(c.senders.head.msg)) {
+	for c.senders.len > 0 && c.admits(len(c.senders.head.msg)) && c.charge(c.senders.head.msg) {
 		w := c.senders.popFront()
 		c.enqueue(w.msg)
 		w.msg = nil
@@ -391,10 +474,11 @@ func (c *Channel) settleAll(s *settlement, sendErr error) {
 func (c *Channel) readiness() Readiness {
 	var r Readiness
 	q := int64(c.queue.len())
-	if q > 0 || c.hungUp || c.closed {
+	if q > 0 || c.hungUp || c.closed || c.senders.len > 0 {
 		r |= Readable
 	}
-	if c.closed || c.hungUp || (c.senders.len == 0 && (q == 0 || (q < c.limits.MaxMsgs && c.bytes < c.limits.MaxBytes))) {
+	if c.closed || c.hungUp || (c.senders.len == 0 && (q == 0 || (q < c.limits.MaxMsgs && c.bytes < c.limits.MaxBytes)) &&
+		(c.acct == nil || c.acct.hasRoom(c, MessageOverhead+1))) {
 		r |= Writable
 	}
 	if c.closed || (c.hungUp && q == 0) {

@@ -21,10 +21,6 @@
 // the WRITE that brings its message, or with EINTR when the kernel
 // interrupts it.
 //
-// [Channel.SendContext] and [Channel.ReceiveContext] wrap the same
-// machinery for Go callers that want to block, with a context for
-// cancellation.
-//
 // # Readiness
 //
 // [Channel.Poll] reports whether a receive or a send would complete without

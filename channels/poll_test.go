@@ -628,7 +628,7 @@ func TestPollNoLostWakeup(t *testing.T) {
 	}
 	ctxSend := func(t *testing.T, c *Channel) {
 		for i := range n {
-			if err := c.SendContext(t.Context(), []byte(strconv.Itoa(i))); err != nil {
+			if err := c.sendContext(t.Context(), []byte(strconv.Itoa(i))); err != nil {
 				t.Errorf("SendContext: %v", err)
 				return
 			}
@@ -636,7 +636,7 @@ func TestPollNoLostWakeup(t *testing.T) {
 	}
 	ctxRecv := func(t *testing.T, c *Channel) {
 		for i := range n {
-			m, err := c.ReceiveContext(t.Context())
+			m, err := c.receiveContext(t.Context())
 			if err != nil || string(m) != strconv.Itoa(i) {
 				t.Errorf("ReceiveContext = %q, %v; want %d", m, err, i)
 				return

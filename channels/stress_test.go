@@ -82,7 +82,7 @@ func TestCancelRacesSend(t *testing.T) {
 	for range 4 {
 		receivers.Go(func() {
 			for {
-				m, err := c.ReceiveContext(context.Background())
+				m, err := c.receiveContext(context.Background())
 				if err == io.EOF {
 					return
 				}
@@ -239,10 +239,10 @@ func stress(t *testing.T, nSenders, perSender, nReceivers int) {
 				m := stressMsg(s, seq, rng)
 				var err error
 				if s%2 == 0 {
-					err = c.SendContext(context.Background(), m)
+					err = c.sendContext(context.Background(), m)
 				} else {
 					var n int
-					n, err = retry(rng, func(ctx context.Context) error { return c.SendContext(ctx, m) })
+					n, err = retry(rng, func(ctx context.Context) error { return c.sendContext(ctx, m) })
 					sendCancels.Add(int64(n))
 				}
 				if err != nil {
@@ -266,12 +266,12 @@ func stress(t *testing.T, nSenders, perSender, nReceivers int) {
 				var start int64
 				if r%2 == 0 && nReceivers > 1 {
 					start = ticket.Add(1)
-					m, err = c.ReceiveContext(context.Background())
+					m, err = c.receiveContext(context.Background())
 				} else {
 					var n int
 					n, err = retry(rng, func(ctx context.Context) (err error) {
 						start = ticket.Add(1)
-						m, err = c.ReceiveContext(ctx)
+						m, err = c.receiveContext(ctx)
 						return err
 					})
 					recvCancels.Add(int64(n))
@@ -350,7 +350,7 @@ func TestHangupCloseRace(t *testing.T) {
 		for g := range 4 {
 			wg.Go(func() {
 				for {
-					err := c.SendContext(context.Background(), []byte{byte(g)})
+					err := c.sendContext(context.Background(), []byte{byte(g)})
 					if err == ErrHungUp || err == ErrClosed {
 						return
 					}
@@ -363,7 +363,7 @@ func TestHangupCloseRace(t *testing.T) {
 			})
 			wg.Go(func() {
 				for {
-					_, err := c.ReceiveContext(context.Background())
+					_, err := c.receiveContext(context.Background())
 					if err == io.EOF {
 						return
 					}

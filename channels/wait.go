@@ -1,7 +1,5 @@
 package channels
 
-import "context"
-
 type waiterState uint8
 
 const (
@@ -50,40 +48,6 @@ func (w *Waiter) Cancel() bool {
 	return canceled
 }
 
-// SendContext sends msg (taking ownership of it), waiting for room until ctx
-// is done; it returns ctx.Err() if the message was not sent because of that.
-func (c *Channel) SendContext(ctx context.Context, msg []byte) error {
-	_, err := c.waitContext(ctx, func(w *Waiter) { c.Send(w, msg, false) })
-	return err
-}
-
-// ReceiveContext returns the next message, waiting for one until ctx is
-// done; it returns ctx.Err() if none was taken because of that, and io.EOF
-// once the channel is hung up and drained, or closed.
-func (c *Channel) ReceiveContext(ctx context.Context) ([]byte, error) {
-	return c.waitContext(ctx, func(w *Waiter) { c.Receive(w, false) })
-}
-
-func (c *Channel) waitContext(ctx context.Context, start func(*Waiter)) ([]byte, error) {
-	type result struct {
-		msg []byte
-		err error
-	}
-	results := make(chan result, 1)
-	w := c.NewWaiter(func(msg []byte, err error) { results <- result{msg, err} })
-	start(w)
-	select {
-	case r := <-results:
-		return r.msg, r.err
-	case <-ctx.Done():
-		if w.Cancel() {
-			return nil, ctx.Err()
-		}
-		r := <-results
-		return r.msg, r.err
-	}
-}
-
 // waitList is an intrusive FIFO of parked waiters.
 type waitList struct {
 	head, tail *Waiter
@@ -129,6 +93,7 @@ func (l *waitList) remove(w *Waiter) {
 type settlement struct {
 	done  []completion
 	wakes []*Watch
+	retry []*Channel // channels of the budget to retry: memory was released
 }
 
 type completion struct {
@@ -149,5 +114,8 @@ func (s *settlement) run() {
 	}
 	for _, w := range s.wakes {
 		w.fire()
+	}
+	for _, c := range s.retry {
+		c.retryAdmission()
 	}
 }

@@ -176,7 +176,7 @@ func TestSendContextBlocksUntilRoom(t *testing.T) {
 	c := mustNew(t, Limits{MaxBytes: 100, MaxMsgs: 1})
 	send(c, "a", false)
 	errc := make(chan error, 1)
-	go func() { errc <- c.SendContext(context.Background(), []byte("b")) }()
+	go func() { errc <- c.sendContext(context.Background(), []byte("b")) }()
 	waitUntil(t, "a parked sender", func() bool { return c.Stats().BlockedWriters == 1 })
 	select {
 	case err := <-errc:
@@ -195,7 +195,7 @@ func TestSendContextBlocksUntilRoom(t *testing.T) {
 	case <-time.After(hangTimeout):
 		t.Fatal("SendContext still blocked after a receive made room")
 	}
-	if got, err := c.ReceiveContext(context.Background()); err != nil || string(got) != "b" {
+	if got, err := c.receiveContext(context.Background()); err != nil || string(got) != "b" {
 		t.Fatalf("ReceiveContext = %q, %v; want b", got, err)
 	}
 }
@@ -208,7 +208,7 @@ func TestReceiveContextBlocksUntilMessage(t *testing.T) {
 	}
 	done := make(chan res, 1)
 	go func() {
-		m, err := c.ReceiveContext(context.Background())
+		m, err := c.receiveContext(context.Background())
 		done <- res{m, err}
 	}()
 	waitUntil(t, "a parked receiver", func() bool { return c.Stats().BlockedReaders == 1 })
@@ -217,7 +217,7 @@ func TestReceiveContextBlocksUntilMessage(t *testing.T) {
 		t.Fatalf("ReceiveContext returned %q, %v from an empty queue", r.msg, r.err)
 	default:
 	}
-	if err := c.SendContext(context.Background(), []byte("hello")); err != nil {
+	if err := c.sendContext(context.Background(), []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -254,7 +254,7 @@ func TestContextCanceledWhileBlocked(t *testing.T) {
 			ctx, trigger, waitParked := newCtx()
 			errc := make(chan error, 1)
 			go func() {
-				m, err := c.ReceiveContext(ctx)
+				m, err := c.receiveContext(ctx)
 				if m != nil {
 					err = fmt.Errorf("got message %q with %v", m, err)
 				}
@@ -280,7 +280,7 @@ func TestContextCanceledWhileBlocked(t *testing.T) {
 			if s := c.Stats(); s.Messages != 1 || s.Received != 0 {
 				t.Fatalf("the canceled receive took the message: %+v", s)
 			}
-			if m, err := c.ReceiveContext(context.Background()); err != nil || string(m) != "a" {
+			if m, err := c.receiveContext(context.Background()); err != nil || string(m) != "a" {
 				t.Fatalf("next ReceiveContext = %q, %v", m, err)
 			}
 		})
@@ -289,7 +289,7 @@ func TestContextCanceledWhileBlocked(t *testing.T) {
 			send(c, "a", false)
 			ctx, trigger, waitParked := newCtx()
 			errc := make(chan error, 1)
-			go func() { errc <- c.SendContext(ctx, []byte("b")) }()
+			go func() { errc <- c.sendContext(ctx, []byte("b")) }()
 			if waitParked {
 				waitUntil(t, "a parked sender", func() bool { return c.Stats().BlockedWriters == 1 })
 			}
@@ -306,11 +306,11 @@ func TestContextCanceledWhileBlocked(t *testing.T) {
 			if s := c.Stats(); s.BlockedWriters != 0 || s.Sent != 1 {
 				t.Fatalf("after the canceled send: %+v", s)
 			}
-			if m, err := c.ReceiveContext(context.Background()); err != nil || string(m) != "a" {
+			if m, err := c.receiveContext(context.Background()); err != nil || string(m) != "a" {
 				t.Fatalf("ReceiveContext = %q, %v", m, err)
 			}
 			c.Hangup()
-			if m, err := c.ReceiveContext(context.Background()); err != io.EOF {
+			if m, err := c.receiveContext(context.Background()); err != io.EOF {
 				t.Fatalf("the canceled send's message was delivered: %q, %v", m, err)
 			}
 		})
@@ -324,7 +324,7 @@ func TestContextAlreadyDone(t *testing.T) {
 	cancel()
 	for range 50 {
 		c := mustNew(t, Limits{MaxBytes: 100, MaxMsgs: 1})
-		err := c.SendContext(ctx, []byte("a"))
+		err := c.sendContext(ctx, []byte("a"))
 		switch {
 		case err == nil:
 			if c.Stats().Messages != 1 {
@@ -338,7 +338,7 @@ func TestContextAlreadyDone(t *testing.T) {
 		default:
 			t.Fatalf("SendContext = %v", err)
 		}
-		m, err := c.ReceiveContext(ctx)
+		m, err := c.receiveContext(ctx)
 		switch {
 		case err == nil:
 			if string(m) != "a" || c.Stats().Messages != 0 {
@@ -354,11 +354,11 @@ func TestContextAlreadyDone(t *testing.T) {
 		// Blocking ops with a done context never stay parked.
 		c.Flush()
 		send(c, "x", false)
-		if err := c.SendContext(ctx, []byte("y")); !errors.Is(err, context.Canceled) {
+		if err := c.sendContext(ctx, []byte("y")); !errors.Is(err, context.Canceled) {
 			t.Fatalf("SendContext to a full queue with a done context = %v", err)
 		}
 		c.Flush()
-		if _, err := c.ReceiveContext(ctx); !errors.Is(err, context.Canceled) {
+		if _, err := c.receiveContext(ctx); !errors.Is(err, context.Canceled) {
 			t.Fatalf("ReceiveContext of an empty queue with a done context = %v", err)
 		}
 		if s := c.Stats(); s.BlockedReaders != 0 || s.BlockedWriters != 0 {
@@ -373,19 +373,19 @@ func TestContextHangupAndClose(t *testing.T) {
 		c := mustNew(t, Limits{MaxBytes: 100, MaxMsgs: 1})
 		send(c, "a", false)
 		errc := make(chan error, 1)
-		go func() { errc <- c.SendContext(bg, []byte("b")) }()
+		go func() { errc <- c.sendContext(bg, []byte("b")) }()
 		waitUntil(t, "a parked sender", func() bool { return c.Stats().BlockedWriters == 1 })
 		c.Hangup()
 		if err := <-errc; err != ErrHungUp {
 			t.Fatalf("parked SendContext = %v, want ErrHungUp", err)
 		}
-		if err := c.SendContext(bg, []byte("c")); err != ErrHungUp {
+		if err := c.sendContext(bg, []byte("c")); err != ErrHungUp {
 			t.Fatalf("SendContext = %v, want ErrHungUp", err)
 		}
-		if m, err := c.ReceiveContext(bg); err != nil || string(m) != "a" {
+		if m, err := c.receiveContext(bg); err != nil || string(m) != "a" {
 			t.Fatalf("ReceiveContext = %q, %v; want a", m, err)
 		}
-		if _, err := c.ReceiveContext(bg); err != io.EOF {
+		if _, err := c.receiveContext(bg); err != io.EOF {
 			t.Fatalf("ReceiveContext = %v, want io.EOF", err)
 		}
 	})
@@ -393,7 +393,7 @@ func TestContextHangupAndClose(t *testing.T) {
 		c := mustNew(t, big)
 		errc := make(chan error, 1)
 		go func() {
-			_, err := c.ReceiveContext(bg)
+			_, err := c.receiveContext(bg)
 			errc <- err
 		}()
 		waitUntil(t, "a parked receiver", func() bool { return c.Stats().BlockedReaders == 1 })
@@ -401,16 +401,16 @@ func TestContextHangupAndClose(t *testing.T) {
 		if err := <-errc; err != io.EOF {
 			t.Fatalf("parked ReceiveContext = %v, want io.EOF", err)
 		}
-		if err := c.SendContext(bg, []byte("c")); err != ErrClosed {
+		if err := c.sendContext(bg, []byte("c")); err != ErrClosed {
 			t.Fatalf("SendContext = %v, want ErrClosed", err)
 		}
-		if err := c.SendContext(bg, nil); err != ErrClosed {
+		if err := c.sendContext(bg, nil); err != ErrClosed {
 			t.Fatalf("SendContext(nil) = %v, want ErrClosed", err)
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
 		c := mustNew(t, big)
-		if err := c.SendContext(bg, []byte{}); err != ErrEmptyMessage {
+		if err := c.sendContext(bg, []byte{}); err != ErrEmptyMessage {
 			t.Fatalf("SendContext(empty) = %v, want ErrEmptyMessage", err)
 		}
 	})

@@ -16,6 +16,7 @@ type channel struct {
 	serial  uint64
 	queue   *channels.Channel
 	shm     *shmregion.Region
+	acct    *channels.Account // the channel's share of the mount's budget (limits.go)
 	created time.Time
 	removed atomic.Bool // set (under Server.mu) by rmdir; read anywhere
 

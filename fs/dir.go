@@ -1,34 +1,8 @@
 package fs
 
 import (
-	"sync"
-
 	"bazil.org/fuse"
 )
-
-// dirHandle is an open directory: the root or a channel. Its listing is a
-// snapshot taken when reading starts (offset 0), so a listing in progress
-// is consistent.
-type dirHandle struct {
-	s    *Server
-	node fuse.NodeID
-
-	mu      sync.Mutex // guards listing
-	listing []byte     // GUARDED_BY(mu)
-}
-
-var _ reader = (*dirHandle)(nil)
-
-func (d *dirHandle) readAt(off int64, size int) ([]byte, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if off == 0 || d.listing == nil {
-		d.listing = d.s.listing(d.node)
-	}
-	return window(d.listing, off, size), nil
-}
-
-func (d *dirHandle) release() {}
 
 // listing encodes the entries of a directory node.
 func (s *Server) listing(node fuse.NodeID) []byte {

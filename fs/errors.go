@@ -54,6 +54,12 @@ var errnoTable = []struct {
 	{shmregion.ErrNegative, syscall.EINVAL, slog.LevelWarn},
 	{shmregion.ErrClosed, syscall.EIO, slog.LevelWarn},
 	{errNoHandle, syscall.EBADF, slog.LevelWarn},
+	{channels.ErrNoSpace, syscall.ENOSPC, slog.LevelWarn},
+	{channels.ErrQuota, syscall.EDQUOT, slog.LevelWarn},
+	{shmregion.ErrNoFiles, syscall.ENOSPC, slog.LevelWarn},
+	{errNotOwnerCtl, syscall.EACCES, slog.LevelWarn},
+	{errNotOwnerResize, syscall.EPERM, slog.LevelWarn},
+	{errLimitsFile, syscall.EPERM, slog.LevelWarn},
 	{io.EOF, syscall.EIO, slog.LevelError}, // EOF is answered as 0 bytes; reaching here is a bug
 }
 

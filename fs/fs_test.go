@@ -166,18 +166,23 @@ func TestMsgWindow(t *testing.T) {
 }
 
 func TestDropWindowCountsUnread(t *testing.T) {
-	h := &msgHandle{win: []byte("0123456789")}
+	q, err := channels.New(channels.Limits{MaxBytes: 1, MaxMsgs: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &channel{queue: q}
+	h := &msgHandle{c: c, win: []byte("0123456789")}
 	h.fromWindow(0, 4)
 	if !h.dropWindow() {
 		t.Error("a message read 4 of 10 bytes should count as truncated")
 	}
-	h = &msgHandle{win: []byte("0123456789")}
+	h = &msgHandle{c: c, win: []byte("0123456789")}
 	h.fromWindow(0, 4)
 	h.fromWindow(0, 100) // seek back and read it all
 	if h.dropWindow() {
 		t.Error("a message read to its end should not count as truncated")
 	}
-	if (&msgHandle{}).dropWindow() {
+	if (&msgHandle{c: c}).dropWindow() {
 		t.Error("no window, nothing truncated")
 	}
 }

@@ -24,6 +24,9 @@ func Mount(cfg Config) (*Server, error) {
 	if cfg.Limits.MaxBytes < 1 || cfg.Limits.MaxMsgs < 1 || cfg.ShmMax < 0 {
 		return nil, fmt.Errorf("mount: queue limits must be at least 1 and shm-max at least 0")
 	}
+	if b := cfg.Budget; b.MaxChannels < 0 || b.UserChannels < 0 || b.MaxMemory < 0 || b.UserMemory < 0 {
+		return nil, fmt.Errorf("mount: channel and memory limits must be at least 0 (0: none)")
+	}
 	if _, err := exec.LookPath("fusermount3"); err != nil {
 		return nil, fmt.Errorf("mount: fusermount3 not found (install the fuse3 package): %w", err)
 	}
@@ -53,6 +56,12 @@ func Mount(cfg Config) (*Server, error) {
 	if !cfg.StrictDirtyLimit {
 		s.liftDirtyLimit()
 	}
+	s.lim.holdReserve()
+	go s.flushLogSummaries()
+	b := cfg.Budget
+	s.log.Debug("limits", "max_channels", b.MaxChannels, "user_channels", b.UserChannels,
+		"max_memory", b.MaxMemory, "user_memory", b.UserMemory,
+		"max_shm_files", s.lim.files.Max(), "rlimit_nofile", rlimitFiles())
 	return s, nil
 }
 
@@ -115,6 +124,9 @@ func (s *Server) prepareMountpoint() error {
 // serving loops to end. After it returns the process may exit; it must not
 // close the FUSE connection, which blocks after a lazy unmount.
 func (s *Server) Shutdown() {
+	// Unmounting execs fusermount3: it needs descriptors even if the
+	// regions took every other one.
+	s.lim.releaseReserve()
 	s.mu.RLock()
 	live := make([]*channel, 0, len(s.channels))
 	for _, c := range s.channels {
@@ -139,6 +151,7 @@ func (s *Server) Shutdown() {
 	case <-time.After(2 * time.Second):
 		s.log.Info("mount still in use after lazy unmount; its open files fail once this process exits")
 	}
+	s.logSuppressed(s.lim.logs.flush(time.Now(), true))
 }
 
 // Mountpoint returns the absolute path the server is mounted on.

@@ -179,6 +179,7 @@ func (h *msgHandle) readsFromRing(pid uint32) bool {
 func (h *msgHandle) dropWindow() (truncated bool) {
 	truncated = h.win != nil && h.winSeen < len(h.win)
 	if h.win != nil {
+		h.c.queue.Done(h.win) // its memory charge (limits.go)
 		putBuf(h.win)
 	}
 	h.win, h.winSeen = nil, 0

@@ -29,7 +29,7 @@ var channelEntries = [...]struct {
 }{
 	{"msg", kindMsg, 0o666},
 	{"shm", kindShm, 0o666},
-	{"ctl", kindCtl, 0o666},
+	{"ctl", kindCtl, 0o644}, // written by its owner only (limits.go)
 	{"status", kindStatus, 0o444},
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	AllowOther bool            // other users may enter; the mode bits decide
 	Limits     channels.Limits // each new channel's queue capacity
 	ShmMax     int64           // largest shared region of one channel
+	// Budget bounds the channels and memory of the mount and of each
+	// owner uid (see limits.go); zero fields: no limit.
+	Budget channels.BudgetLimits
 	// StrictDirtyLimit keeps the kernel's small dirty-page limit for FUSE
 	// mounts; by default (as root) it is lifted, see Mount.
 	StrictDirtyLimit bool
@@ -41,6 +44,7 @@ type Server struct {
 	started time.Time
 	pending *pendingRequests
 	served  chan struct{} // closed when Serve returns
+	lim     *limitsState
 
 	mu         sync.RWMutex                 // guards the fields below and every channel's namespace fields
 	names      map[string]*channel          // GUARDED_BY(mu); live channels by name
@@ -66,6 +70,7 @@ func newServer(cfg Config, conn *fuse.Conn) *Server {
 		started:  time.Now(),
 		pending:  newPendingRequests(),
 		served:   make(chan struct{}),
+		lim:      newLimitsState(cfg),
 		names:    make(map[string]*channel),
 		channels: make(map[uint64]*channel),
 		msgNodes: make(map[fuse.NodeID]*msgInstance),
@@ -122,7 +127,13 @@ func (s *Server) dispatch(req fuse.Request) {
 func (s *Server) fail(req fuse.Request, err error) {
 	errno, level := toErrno(err)
 	if ctx := context.Background(); s.log.Enabled(ctx, level) {
-		s.log.Log(ctx, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
+		// Rate-limited per uid: see ratelimit.go.
+		if ok, before := s.lim.logs.allow(req.Hdr().Uid, level, time.Now()); ok {
+			if before > 0 {
+				s.logSuppressed([]suppressed{{logKey{req.Hdr().Uid, level}, before}})
+			}
+			s.log.Log(ctx, level, "request failed", "op", opName(req), "errno", errnoName(errno), "err", err, "req", req.String())
+		}
 	}
 	req.RespondError(errno)
 }

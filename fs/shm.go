@@ -17,7 +17,7 @@ type shmHandle struct {
 
 var (
 	_ requestReader = (*shmHandle)(nil)
-	_ writer        = (*shmHandle)(nil)
+	_ requestWriter = (*shmHandle)(nil)
 )
 
 // read serves a page-in (or a read(2)) from the region.
@@ -32,12 +32,23 @@ func (h *shmHandle) read(req *fuse.ReadRequest) error {
 	return nil
 }
 
-func (h *shmHandle) writeAt(data []byte, off int64) (int, error) {
-	n, err := h.c.shm.WriteAt(data, off)
-	if err != nil {
-		return n, fmt.Errorf("write shm of channel %q: %w", h.s.nameOf(h.c), err)
+// write serves a write-back (or a write(2)); one that would grow the
+// region must come from its owner (or root).
+func (h *shmHandle) write(req *fuse.WriteRequest) error {
+	if end := req.Offset + int64(len(req.Data)); end > h.c.shm.Size() {
+		h.s.mu.RLock()
+		err := checkResize(h.c, kindShm, req.Uid)
+		h.s.mu.RUnlock()
+		if err != nil {
+			return fmt.Errorf("write of %d bytes at %d: %w", len(req.Data), req.Offset, err)
+		}
 	}
-	return n, nil
+	n, err := h.c.shm.WriteAt(req.Data, req.Offset)
+	if err != nil {
+		return fmt.Errorf("write shm of channel %q: %w", h.s.nameOf(h.c), err)
+	}
+	req.Respond(&fuse.WriteResponse{Size: n})
+	return nil
 }
 
 func (h *shmHandle) release() {

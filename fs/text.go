@@ -5,10 +5,13 @@ import (
 	"strings"
 	"sync"
 
+	"bazil.org/fuse"
+
 	"github.com/ipcfs/ipcfs/ctl"
 )
 
-// textHandle is an open file whose content is generated: a snapshot taken
+// textHandle is an open file whose content is generated (ctl, status, and
+// directories' listings, read by READDIR): a snapshot taken
 // when reading starts at offset 0 (so `cat` sees one consistent state and
 // a reader that preads offset 0 again sees a fresh one).
 type textHandle struct {
@@ -40,18 +43,23 @@ func (t *textHandle) readAt(off int64, size int) ([]byte, error) {
 
 func (t *textHandle) release() {}
 
-// ctlHandle is an open ctl file: settings out, commands in.
+// ctlHandle is an open ctl file: settings out, commands in. After a write
+// failed, reads start with one line "error: REASON" (what the log says)
+// until a write succeeds.
 type ctlHandle struct {
 	textHandle
 	s *Server
 	c *channel
+
+	errMu   sync.Mutex // guards lastErr
+	lastErr string     // GUARDED_BY(errMu): why the last write failed; "" after a success
 }
 
-var _ writer = (*ctlHandle)(nil)
+var _ requestWriter = (*ctlHandle)(nil)
 
 func newCtlHandle(s *Server, c *channel) *ctlHandle {
 	h := &ctlHandle{s: s, c: c}
-	h.generate = func() ([]byte, error) { return ctlText(c) }
+	h.generate = h.settings
 	return h
 }
 
@@ -72,16 +80,50 @@ func ctlText(c *channel) ([]byte, error) {
 	return ctl.Settings{QueueBytes: st.MaxBytes, QueueMsgs: st.MaxMsgs, HungUp: st.HungUp}.Format(), nil
 }
 
-// writeAt carries out the commands of one write, all or none: a bad line
+// settings is what this open ctl file reads: after a failed write, the
+// error line, then ctlText.
+func (h *ctlHandle) settings() ([]byte, error) {
+	text, err := ctlText(h.c)
+	if err != nil {
+		return nil, err
+	}
+	h.errMu.Lock()
+	defer h.errMu.Unlock()
+	if h.lastErr != "" {
+		return append([]byte("error: "+h.lastErr+"\n"), text...), nil
+	}
+	return text, nil
+}
+
+// write carries out the commands of one write, all or none, and logs each
+// with the sender's uid and pid. A failure is kept for the next reads of
+// this open file.
+func (h *ctlHandle) write(req *fuse.WriteRequest) error {
+	err := h.apply(req.Data, req.Uid, req.Pid)
+	msg := ""
+	if err != nil {
+		msg = strings.ReplaceAll(err.Error(), "\n", " ")
+	}
+	h.errMu.Lock()
+	h.lastErr = msg
+	h.errMu.Unlock()
+	if err != nil {
+		return err
+	}
+	req.Respond(&fuse.WriteResponse{Size: len(req.Data)})
+	return nil
+}
+
+// apply carries out the commands of one write, all or none: a bad line
 // fails the whole write before anything changes.
-func (h *ctlHandle) writeAt(data []byte, _ int64) (int, error) {
+func (h *ctlHandle) apply(data []byte, uid, pid uint32) error {
 	name := h.s.nameOf(h.c)
 	if h.c.removed.Load() {
-		return 0, fmt.Errorf("ctl of channel %q: %w", name, errRemoved)
+		return fmt.Errorf("ctl of channel %q: %w", name, errRemoved)
 	}
 	cmds, err := ctl.Parse(data)
 	if err != nil {
-		return 0, fmt.Errorf("ctl of channel %q: %w", name, err)
+		return fmt.Errorf("ctl of channel %q: %w", name, err)
 	}
 	q := h.c.queue
 	for _, cmd := range cmds {
@@ -92,7 +134,7 @@ func (h *ctlHandle) writeAt(data []byte, _ int64) (int, error) {
 			q.Reopen()
 		case ctl.Flush:
 			n := q.Flush()
-			h.s.log.Info("ctl: flushed", "channel", name, "discarded_messages", n)
+			h.s.log.Info("ctl: flushed", "channel", name, "command", cmd.Op.String(), "uid", uid, "pid", pid, "discarded_messages", n)
 			continue
 		case ctl.QueueBytes, ctl.QueueMsgs:
 			l := q.Limits()
@@ -102,12 +144,12 @@ func (h *ctlHandle) writeAt(data []byte, _ int64) (int, error) {
 				l.MaxMsgs = cmd.Arg
 			}
 			if err := q.SetLimits(l); err != nil {
-				return 0, fmt.Errorf("ctl of channel %q: %w", name, err)
+				return fmt.Errorf("ctl of channel %q: %w", name, err)
 			}
 		}
-		h.s.log.Info("ctl", "channel", name, "command", cmd.Op.String(), "arg", cmd.Arg)
+		h.s.log.Info("ctl", "channel", name, "command", cmd.String(), "uid", uid, "pid", pid)
 	}
-	return len(data), nil
+	return nil
 }
 
 // newStatusHandle opens a channel's status file.
@@ -137,6 +179,7 @@ func statusText(c *channel) ([]byte, error) {
 		{"truncated", st.Truncated},
 		{"shm_size", c.shm.Size()},
 		{"hungup", st.HungUp},
+		{"memory", c.acct.Memory()},
 	} {
 		fmt.Fprintf(&b, "%s %v\n", kv.key, kv.val)
 	}

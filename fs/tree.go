@@ -30,6 +30,9 @@ func (s *Server) lookupLocked(r *fuse.LookupRequest) (*fuse.LookupResponse, erro
 	defer s.mu.Unlock()
 	var c *channel
 	k := kindDir
+	if r.Node == fuse.RootID && r.Name == limitsName {
+		return s.lookupLimits(r)
+	}
 	if r.Node == fuse.RootID {
 		var ok bool
 		if c, ok = s.names[r.Name]; !ok {
@@ -83,6 +86,9 @@ func (s *Server) attr(id fuse.NodeID) (fuse.Attr, error) {
 	if id == fuse.RootID {
 		return s.rootAttr(), nil
 	}
+	if id == limitsNode {
+		return s.limitsAttr(), nil
+	}
 	c, k, err := s.channelOf(id)
 	if err != nil {
 		return fuse.Attr{}, fmt.Errorf("getattr node %v: %w", id, err)
@@ -123,6 +129,9 @@ func (s *Server) setattr(r *fuse.SetattrRequest) error {
 		r.Respond(&fuse.SetattrResponse{Attr: a})
 		return nil
 	}
+	if r.Node == limitsNode {
+		return fmt.Errorf("setattr: %w", errLimitsFile)
+	}
 	s.mu.Lock()
 	c, k, err := s.channelOf(r.Node)
 	if err != nil {
@@ -134,12 +143,19 @@ func (s *Server) setattr(r *fuse.SetattrRequest) error {
 		s.mu.Unlock()
 		return fmt.Errorf("chmod/chown of a channel's file (change the channel directory instead): %w", errNotPermitted)
 	}
+	if r.Valid.Size() {
+		if err := checkResize(c, k, r.Header.Uid); err != nil {
+			s.mu.Unlock()
+			return err
+		}
+	}
 	if ownerChange {
 		if r.Valid.Mode() {
 			c.perm = r.Mode.Perm()
 		}
 		if r.Valid.Uid() {
 			c.uid = r.Uid
+			c.acct.SetOwner(r.Uid)
 		}
 		if r.Valid.Gid() {
 			c.gid = r.Gid
@@ -212,16 +228,27 @@ func (s *Server) invalidateFiles(c *channel) {
 // open opens a directory or one of a channel's files.
 func (s *Server) open(r *fuse.OpenRequest) error {
 	if r.Dir {
-		h := &dirHandle{s: s, node: r.Node}
+		// A listing is a snapshot taken when reading starts (offset 0),
+		// so a listing in progress is consistent.
+		node := r.Node
+		h := &textHandle{generate: func() ([]byte, error) { return s.listing(node), nil }}
 		r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h)})
 		return nil
 	}
+	if r.Node == limitsNode {
+		return s.openLimits(r)
+	}
+	read := r.Flags.IsReadOnly() || r.Flags.IsReadWrite()
+	write := r.Flags.IsWriteOnly() || r.Flags.IsReadWrite()
 	s.mu.Lock()
 	c, k, err := s.channelOf(r.Node)
 	if err == nil && c.removed.Load() {
 		// The path was looked up before an rmdir that came first: as if
 		// the lookup had come after it.
 		err = errNoEntry
+	}
+	if err == nil {
+		err = checkOpen(c, k, write, r.Header.Uid)
 	}
 	if err != nil {
 		s.mu.Unlock()
@@ -236,8 +263,6 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	name := c.name
 	s.mu.Unlock()
 
-	read := r.Flags.IsReadOnly() || r.Flags.IsReadWrite()
-	write := r.Flags.IsWriteOnly() || r.Flags.IsReadWrite()
 	var h handle
 	var flags fuse.OpenResponseFlags
 	switch k {

@@ -161,8 +161,17 @@ func mount(t *testing.T, flags ...string) *daemon {
 
 func startDaemon(t *testing.T, mnt string, flags ...string) *daemon {
 	t.Helper()
+	return startDaemonCmd(t, nil, bins.ipcfs, mnt, flags...)
+}
+
+// startDaemonCmd starts the daemon binary bin through the command wrap
+// (which execs its arguments; nil: directly), e.g. prlimit, or a shell
+// that joins a cgroup.
+func startDaemonCmd(t *testing.T, wrap []string, bin, mnt string, flags ...string) *daemon {
+	t.Helper()
 	ld, err := launcher.Start(context.Background(), launcher.Config{
-		Exe:        bins.ipcfs,
+		Exe:        bin,
+		Wrap:       wrap,
 		Mountpoint: mnt,
 		Args:       append([]string{"--log-format", "json", "--log-level", "debug"}, flags...),
 		// If the test binary dies, its daemons stop (and unmount) too.

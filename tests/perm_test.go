@@ -142,10 +142,12 @@ func testModeBits(t *testing.T, u *userMount) {
 	o.want(`write w "from nobody"`, "ok 11")
 	r.want("open r "+u.at("public/msg")+" r", "ok")
 	r.want("read r 100", `ok "from nobody"`)
-	o.want("open c "+u.at("public/ctl")+" w", "ok")
-	o.want(`write c "queue-msgs 7"`, "ok 12")
+	// Only the owner (and root) may write ctl and resize shm (limits_test.go).
+	o.want("stat "+u.at("public/ctl"), "ok type=file mode=0644 uid=0 gid=0 size=50")
+	o.want("open c "+u.at("public/ctl")+" w", "EACCES")
+	o.want("open c "+u.at("public/ctl")+" r", "ok")
 	o.want("open s "+u.at("public/status")+" w", "EACCES")
-	o.want("truncate "+u.at("public/shm")+" 4096", "ok")
+	o.want("truncate "+u.at("public/shm")+" 4096", "EPERM")
 	o.want("rmdir "+u.at("public"), "EPERM") // sticky root: not its channel
 
 	// chown to 65534: its own now.
@@ -195,7 +197,7 @@ func testFilesFollow(t *testing.T, u *userMount) {
 	o.want(`write w "from the group"`, "ok 14")
 	r.want("open r "+u.at("g/msg")+" r", "ok")
 	r.want("read r 100", `ok "from the group"`)
-	o.want("open c "+u.at("g/ctl")+" w", "ok")
+	o.want("open c "+u.at("g/ctl")+" w", "EACCES") // ctl: the owner's alone
 	o.want("open s "+u.at("g/status")+" w", "EACCES")
 
 	// And back: handles opened before keep working (as on any file); new opens fail.

@@ -8,12 +8,14 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 
 	"github.com/ipcfs/ipcfs/channels"
 	"github.com/ipcfs/ipcfs/fs"
 	"github.com/ipcfs/ipcfs/internal/daemonize"
+	"github.com/ipcfs/ipcfs/internal/memlimit"
 	"github.com/ipcfs/ipcfs/internal/sdnotify"
 	"github.com/ipcfs/ipcfs/internal/size"
 )
@@ -40,6 +42,18 @@ func mountCmd(args []string, form mountForm) int {
 	flags.Var(queueBytes, "queue-bytes", "capacity of one channel's message queue, in bytes (K, M, G suffixes)")
 	flags.Var(queueMsgs, "queue-msgs", "capacity of one channel's message queue, in messages")
 	flags.Var(shmMax, "shm-max", "largest shared region of one channel (K, M, G suffixes)")
+	// Limits of the mount and of each owner uid; the defaults derive from
+	// the memory this process may use (fs.DefaultBudget).
+	mem := machineMemory()
+	def := fs.DefaultBudget(mem.Bytes)
+	maxChannels := &size.Value{N: def.MaxChannels}
+	userChannels := &size.Value{N: def.UserChannels}
+	maxMemory := &size.Value{N: def.MaxMemory}
+	userMemory := &size.Value{N: def.UserMemory}
+	flags.Var(maxChannels, "max-channels", "channels in the mount; beyond, mkdir fails with ENOSPC (0: no limit)")
+	flags.Var(userChannels, "user-channels", "channels of one owner uid; beyond, mkdir fails with EDQUOT (0: no limit)")
+	flags.Var(maxMemory, "max-memory", "queued messages (at their real cost) and shm bytes in the mount; beyond, a message waits and shm growth fails with ENOSPC (0: no limit; default: half the cgroup memory limit or RAM)")
+	flags.Var(userMemory, "user-memory", "the same, charged to each channel's owner uid; beyond, a message waits and shm growth fails with EDQUOT (0: no limit; default: an eighth of the cgroup memory limit or RAM)")
 	strictDirty := flags.Bool("strict-dirty-limit", false, "keep the kernel's 1% dirty-page share for FUSE mounts (by default, as root, ipcfs lifts it so stores into large shm regions run at memory speed)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
 	logOpts := addLogFlags(flags)
@@ -61,11 +75,22 @@ func mountCmd(args []string, form mountForm) int {
 		bg.Warn(warning)
 	}
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(fs.DefaultGoMemLimit(mem.Bytes))
+	}
+	log.Debug("memory available", "bytes", mem.Bytes, "source", mem.Source)
+
 	srv, err := fs.Mount(fs.Config{
-		Mountpoint:       mountpoint,
-		AllowOther:       *allowOther,
-		Limits:           channels.Limits{MaxBytes: queueBytes.N, MaxMsgs: queueMsgs.N},
-		ShmMax:           shmMax.N,
+		Mountpoint: mountpoint,
+		AllowOther: *allowOther,
+		Limits:     channels.Limits{MaxBytes: queueBytes.N, MaxMsgs: queueMsgs.N},
+		ShmMax:     shmMax.N,
+		Budget: channels.BudgetLimits{
+			MaxChannels:  maxChannels.N,
+			UserChannels: userChannels.N,
+			MaxMemory:    maxMemory.N,
+			UserMemory:   userMemory.N,
+		},
 		StrictDirtyLimit: *strictDirty,
 		Logger:           log,
 	})
@@ -116,6 +141,16 @@ func mountCmd(args []string, form mountForm) int {
 			return 0
 		}
 	}
+}
+
+// machineMemory is the memory this process may use: its cgroup's limit,
+// or physical memory (1 GiB if neither can be read).
+func machineMemory() memlimit.Limit {
+	l, err := memlimit.Detect()
+	if err != nil {
+		return memlimit.Limit{Bytes: 1 << 30, Source: "fallback: " + err.Error()}
+	}
+	return l
 }
 
 // notify tells systemd (a unit of Type=notify) the daemon's state; it does

@@ -19,7 +19,11 @@ import (
 
 // Config says how to start a daemon.
 type Config struct {
-	Exe        string   // the ipcfs binary
+	Exe string // the ipcfs binary
+	// Wrap, if set, is a command run in the daemon's stead that execs its
+	// arguments (Exe and the rest), such as prlimit or a shell joining a
+	// cgroup; the daemon is then the same process.
+	Wrap       []string
 	Mountpoint string   // passed last
 	Args       []string // after the subcommand: flags such as --log-format json
 	// Subcommand is what runs the daemon, before Args: default "mount";
@@ -57,8 +61,9 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	if len(sub) == 0 {
 		sub = []string{"mount"}
 	}
-	args := append(append(append([]string(nil), sub...), cfg.Args...), cfg.Mountpoint)
-	cmd := exec.Command(cfg.Exe, args...)
+	argv := append(append(append([]string{}, cfg.Wrap...), cfg.Exe), sub...)
+	argv = append(append(argv, cfg.Args...), cfg.Mountpoint)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = cfg.SysProcAttr
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -59,23 +59,17 @@ func Find(path string) (Mount, bool, error) {
 // OfType returns every mount of /proc/self/mountinfo whose filesystem type
 // is fstype, in mount order.
 func OfType(fstype string) ([]Mount, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	all, err := All()
 	if err != nil {
-		return nil, fmt.Errorf("mountinfo: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	var all []Mount
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if m, valid := parse(sc.Text()); valid && m.FSType == fstype {
-			all = append(all, m)
+	var of []Mount
+	for _, m := range all {
+		if m.FSType == fstype {
+			of = append(of, m)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("mountinfo: %w", err)
-	}
-	return all, nil
+	return of, nil
 }
 
 // parse reads one line: "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [TAGS...] - FSTYPE SOURCE SUPEROPTS".
