@@ -155,7 +155,10 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 	}
 	rep.fill(cfg, m)
 	if rep.Shm != nil {
-		rep.Shm.Bdi = e.bdi
+		rep.Shm.Path = shmPath(e.daemon.Log())
+		if rep.Shm.Path != "passthrough" {
+			rep.Shm.Bdi = e.bdi // the page cache's writeback limit matters only there
+		}
 	}
 	rep.Machine.LoadAfter = loadAverage()
 	rep.ElapsedSec = time.Since(started).Seconds()

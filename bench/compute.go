@@ -197,7 +197,7 @@ func notes(cfg Config) []string {
 	}
 	if cfg.Parts.Shm {
 		n = append(n,
-			"shm setup: mkdir of a channel, open, ftruncate, mmap(MAP_SHARED), and a store to every page; /dev/shm: the same steps on tmpfs (mkdir, open O_CREAT). Teardown: munmap, close, rmdir (and unlink); munmap of shm writes the dirty pages back to the daemon. Unpinned.",
+			"shm setup: mkdir of a channel, open, ftruncate, mmap(MAP_SHARED), and a store to every page; /dev/shm: the same steps on tmpfs (mkdir, open O_CREAT). Teardown: munmap, close, rmdir (and unlink); on the page-cache path munmap of shm writes the dirty pages back to the daemon. Unpinned.",
 			"shm copy: Go's copy() of the whole region into and out of the mapping, after every page was faulted in and dirtied once (steady state). GB = 10^9 bytes.",
 		)
 		if cfg.Parts.Throughput {

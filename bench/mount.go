@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -185,4 +186,16 @@ func readBdi(mnt string) *Bdi {
 		MaxBytes:    num("max_bytes"),
 		ReadAheadKB: num("read_ahead_kb"),
 	}
+}
+
+// shmPath returns how the daemon whose JSON log is log serves shm
+// mappings, from its "mounted" line, or "" if it never said.
+func shmPath(log string) string {
+	for _, line := range strings.Split(log, "\n") {
+		var rec struct{ Msg, Shm string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "mounted" {
+			return rec.Shm
+		}
+	}
+	return ""
 }

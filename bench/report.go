@@ -122,6 +122,9 @@ type ShmResult struct {
 
 	Amortization []Amortization `json:"amortization,omitempty"`
 	Bdi          *Bdi           `json:"bdi,omitempty"`
+	// Path is how the daemon served the mappings: "passthrough" (the
+	// kernel maps the region's memory file) or "page cache".
+	Path string `json:"path,omitempty"`
 }
 
 // Bdi is the writeback settings of the mount (/sys/class/bdi/DEVICE/;

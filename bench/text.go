@@ -70,6 +70,12 @@ func (r *Report) WriteText(w io.Writer) error {
 		row("copy into the mapping (steady)", s.CopyIn, fmtGBps)
 		row("copy out of the mapping (steady)", s.CopyOut, fmtGBps)
 		tw.Flush()
+		switch s.Path {
+		case "passthrough":
+			fmt.Fprintln(b, "shm was served by FUSE passthrough: the kernel maps the region's memory file itself (no page cache of the mount, nothing written back).")
+		case "page cache":
+			fmt.Fprintln(b, "shm was served through the mount's page cache (no FUSE passthrough here: it needs Linux 6.9+ and CAP_SYS_ADMIN); munmap writes dirty pages back to the daemon.")
+		}
 		if d := s.Bdi; d != nil {
 			fmt.Fprintf(b, "The mount's dirty-page limit (bdi %s): max_ratio %d%%, strict_limit %d, max_bytes %s, read_ahead_kb %d.\n",
 				d.Device, d.MaxRatio, d.StrictLimit, fmtMiB(d.MaxBytes), d.ReadAheadKB)

@@ -33,6 +33,7 @@ type channel struct {
 	lookups  uint64      // GUARDED_BY(Server.mu); references the kernel holds to this channel's nodes
 	shmOpen  int         // GUARDED_BY(Server.mu); open handles of shm
 	shmFreed bool        // GUARDED_BY(Server.mu); the region was closed
+	backing  int32       // GUARDED_BY(Server.mu); the region's FUSE backing file ID while shm is open in passthrough, else 0
 	msgFresh fuse.NodeID // GUARDED_BY(Server.mu); msg instance not yet opened, 0 if none
 }
 

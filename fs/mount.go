@@ -48,12 +48,15 @@ func Mount(cfg Config) (*Server, error) {
 	if cfg.AllowOther {
 		opts = append(opts, fuse.AllowOther())
 	}
+	if cfg.Passthrough {
+		opts = append(opts, fuse.Passthrough())
+	}
 	conn, err := fuse.Mount(mnt, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	s.conn = conn
-	if !cfg.StrictDirtyLimit {
+	if !cfg.StrictDirtyLimit && !conn.Passthrough() {
 		s.liftDirtyLimit()
 	}
 	s.lim.holdReserve()
@@ -152,6 +155,16 @@ func (s *Server) Shutdown() {
 		s.log.Info("mount still in use after lazy unmount; its open files fail once this process exits")
 	}
 	s.logSuppressed(s.lim.logs.flush(time.Now(), true))
+}
+
+// ShmPath says how processes' mappings of shm are served: "passthrough"
+// (the kernel maps each region's memory file) or "page cache" (the mount's
+// page cache, filled and written back through the daemon).
+func (s *Server) ShmPath() string {
+	if s.conn.Passthrough() {
+		return "passthrough"
+	}
+	return "page cache"
 }
 
 // Mountpoint returns the absolute path the server is mounted on.

@@ -31,7 +31,11 @@ type Config struct {
 	// StrictDirtyLimit keeps the kernel's small dirty-page limit for FUSE
 	// mounts; by default (as root) it is lifted, see Mount.
 	StrictDirtyLimit bool
-	Logger           *slog.Logger // nil: discard
+	// Passthrough asks the kernel to map shm regions directly (FUSE
+	// passthrough: Linux 6.9 and CAP_SYS_ADMIN); without it, or where the
+	// kernel declines, mappings go through the page cache.
+	Passthrough bool
+	Logger      *slog.Logger // nil: discard
 }
 
 // Server serves one mount.

@@ -55,6 +55,15 @@ func (h *shmHandle) release() {
 	s, c := h.s, h.c
 	s.mu.Lock()
 	c.shmOpen--
+	if c.shmOpen == 0 && c.backing != 0 {
+		// The kernel's files hold the memory file themselves; the ID is
+		// only for opens, and the next open registers the file again.
+		if err := s.conn.CloseBacking(c.backing); err != nil {
+			s.log.Warn("dropping a passthrough backing file failed", "channel", c.name, "err", err)
+		}
+		c.backing = 0
+		c.shm.Unpin()
+	}
 	free := c.shmOpen == 0 && c.removed.Load() && !c.shmFreed
 	c.shmFreed = c.shmFreed || free
 	name := c.name
@@ -63,4 +72,28 @@ func (h *shmHandle) release() {
 		c.shm.Close()
 		s.log.Debug("shared region freed", "channel", name)
 	}
+}
+
+// openShmLocked counts an open of c's shm and, on a mount with FUSE
+// passthrough, makes sure c.backing names the region's memory file: the
+// kernel then maps that file's pages into every process that maps shm,
+// with no page cache of its own, nothing written back, and memory held
+// once and charged to whoever faults it in. Every open of one shm must
+// name the same file while any is open (the kernel refuses another), so
+// the region is pinned until the last is released. Requires Server.mu.
+func (s *Server) openShmLocked(c *channel) error {
+	if s.conn.Passthrough() && c.backing == 0 {
+		fd, err := c.shm.Pin()
+		if err != nil {
+			return err
+		}
+		id, err := s.conn.OpenBacking(fd)
+		if err != nil {
+			c.shm.Unpin()
+			return fmt.Errorf("registering the passthrough backing file: %w", err)
+		}
+		c.backing = id
+	}
+	c.shmOpen++
+	return nil
 }

@@ -254,8 +254,13 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 		s.mu.Unlock()
 		return fmt.Errorf("open node %v: %w", r.Node, err)
 	}
+	var backing int32
 	if k == kindShm {
-		c.shmOpen++
+		if err := s.openShmLocked(c); err != nil {
+			s.mu.Unlock()
+			return fmt.Errorf("open shm of %q: %w", c.name, err)
+		}
+		backing = c.backing
 	}
 	if r.Node == c.msgFresh {
 		c.msgFresh = 0 // opened: the next lookup makes a new instance
@@ -275,8 +280,14 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 		flags = fuse.OpenDirectIO | fuse.OpenParallelDirectWrites | fuse.OpenNoFlush
 	case kindShm:
 		h = &shmHandle{s: s, c: c}
-		// Cached, so that every mapping shares the page cache; kept across opens.
-		flags = fuse.OpenKeepCache
+		if backing != 0 {
+			// Mappings map the region's memory file itself; reads and
+			// writes still come here, so limits hold (see shm.go).
+			flags = fuse.OpenPassthrough | fuse.OpenDirectIO
+		} else {
+			// Cached, so that every mapping shares the page cache; kept across opens.
+			flags = fuse.OpenKeepCache
+		}
 	case kindCtl:
 		h = newCtlHandle(s, c)
 		flags = fuse.OpenDirectIO | fuse.OpenNoFlush
@@ -289,6 +300,6 @@ func (s *Server) open(r *fuse.OpenRequest) error {
 	default:
 		return fmt.Errorf("open node %v: %w", r.Node, errNotPermitted)
 	}
-	r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h), Flags: flags})
+	r.Respond(&fuse.OpenResponse{Handle: s.addHandle(h), Flags: flags, BackingID: backing})
 	return nil
 }

@@ -87,10 +87,11 @@ type Region struct {
 	// mu guards the fields below. Holders of the read lock may read and
 	// write the bytes in [0, size) through fd; changing size or fd
 	// (Truncate, a growing WriteAt, Close) needs the write lock.
-	// Invariants: fd >= 0 exactly when size > 0, and then the memfd's
-	// size equals size; charged == pages(size).
+	// Invariants: fd >= 0 exactly when size > 0 or pins > 0, and then the
+	// memfd's size equals size; charged == pages(size).
 	mu      sync.RWMutex
 	fd      int             // GUARDED_BY(mu); -1 when there is no memory file
+	pins    int             // GUARDED_BY(mu): Pins not yet Unpinned
 	size    int64           // GUARDED_BY(mu)
 	charged int64           // GUARDED_BY(mu): bytes charged to cfg.Memory
 	closed  bool            // GUARDED_BY(mu)
@@ -167,7 +168,7 @@ func (r *Region) resize(size int64, skipFile bool) error {
 		}
 	}
 	switch {
-	case size == 0:
+	case size == 0 && r.pins == 0:
 		if r.fd >= 0 {
 			r.closeFile()
 		}
@@ -225,6 +226,40 @@ func (r *Region) closeFile() error {
 	r.cfg.Files.release()
 	// Never retry close: on Linux the descriptor is gone even on EINTR.
 	return unix.Close(fd)
+}
+
+// Pin returns the region's memory file, creating it (empty) if the region
+// has none, and keeps that same file until the matching Unpin, even while
+// the size is 0. A file that processes map directly (FUSE passthrough
+// hands the kernel the descriptor) must stay the one the region reads and
+// writes. The caller must not close the descriptor. It fails with
+// ErrClosed after Close, and with ErrNoFiles if no memory file can be made.
+func (r *Region) Pin() (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return -1, fmt.Errorf("shmregion: pin: %w", ErrClosed)
+	}
+	if r.fd < 0 {
+		if err := r.openFile(); err != nil {
+			return -1, fmt.Errorf("shmregion: pin: %w", err)
+		}
+	}
+	r.pins++
+	return r.fd, nil
+}
+
+// Unpin undoes one Pin. When none is left and the size is 0, the memory
+// file is closed, as an unpinned region of size 0 has none.
+func (r *Region) Unpin() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pins > 0 {
+		r.pins--
+	}
+	if r.pins == 0 && r.size == 0 && r.fd >= 0 && !r.closed {
+		r.closeFile()
+	}
 }
 
 // Truncate sets the size to size. Growing makes the new bytes read as zeros

@@ -547,3 +547,52 @@ func TestDropWithoutClose(t *testing.T) {
 	}
 	t.Errorf("memfd still open after the Region became unreachable")
 }
+
+func TestPinKeepsOneFileThroughSizeZero(t *testing.T) {
+	r, err := New(1 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	fd, err := r.Pin() // size 0: the file is made for the pin
+	if err != nil || fd < 0 {
+		t.Fatalf("Pin of an empty region = %d, %v", fd, err)
+	}
+	for _, size := range []int64{4096, 0, 8192} {
+		if err := r.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		again, err := r.Pin()
+		if err != nil || again != fd {
+			t.Fatalf("after truncate to %d: Pin = %d, %v; want the same file %d", size, again, err, fd)
+		}
+		r.Unpin()
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil || st.Size != size {
+			t.Fatalf("the pinned file after truncate to %d: size %d, %v", size, st.Size, err)
+		}
+	}
+	if _, err := r.WriteAt([]byte("x"), 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1)
+	if _, err := unix.Pread(fd, buf, 0); err != nil || buf[0] != 'x' {
+		t.Fatalf("a write through the region is not in the pinned file: %q, %v", buf, err)
+	}
+	if err := r.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	r.Unpin() // the last pin of an empty region: the file goes
+	if n, _ := r.Allocated(); n != 0 {
+		t.Errorf("allocated %d after the last Unpin of an empty region", n)
+	}
+	if fd2, err := r.Pin(); err != nil || fd2 < 0 {
+		t.Errorf("Pin after the file went: %d, %v; want a new file", fd2, err)
+	} else {
+		r.Unpin()
+	}
+	r.Close()
+	if _, err := r.Pin(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Pin after Close: %v, want ErrClosed", err)
+	}
+}

@@ -400,3 +400,11 @@ func waitPollSleep(t *testing.T, pid int, name string) {
 	}
 	t.Fatalf("%s never slept in poll, select or epoll_wait (its threads' wchan: %q)", name, seen)
 }
+
+// shmPath is how the daemon serves shm mappings, from its "mounted" log
+// line: "passthrough" or "page cache".
+func (d *daemon) shmPath() string {
+	rec := d.waitLog(func(r map[string]any) bool { return r["msg"] == "mounted" })
+	path, _ := rec["shm"].(string)
+	return path
+}

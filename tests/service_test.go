@@ -194,7 +194,7 @@ func testSystemdUnit(t *testing.T) {
 	}
 	// The journal gets the normal text format on stderr (copied from a
 	// pipe: it may come just after the datagram).
-	for deadline := time.Now().Add(hangTimeout); !strings.Contains(stderr.String(), "level=info msg=mounted mountpoint="+mnt+"\n"); time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(hangTimeout); !strings.Contains(stderr.String(), "level=info msg=mounted mountpoint="+mnt+" shm="); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("stderr (the journal) lacks the text mounted line:\n%s", stderr.String())
 		}
@@ -355,7 +355,7 @@ func testMountHelper(t *testing.T) {
 			msgs = append(msgs, m[3])
 		}
 	}
-	if len(msgs) < 2 || msgs[0] != "mounted mountpoint="+mnt3 || msgs[len(msgs)-1] != `"unmounted from outside; exiting"` {
+	if len(msgs) < 2 || !strings.HasPrefix(msgs[0], "mounted mountpoint="+mnt3+" ") || msgs[len(msgs)-1] != `"unmounted from outside; exiting"` {
 		t.Errorf("syslog info lines: %q", msgs)
 	}
 
@@ -398,7 +398,7 @@ func testMountHelper(t *testing.T) {
 		waitGone(t, p)
 	}
 	text := readFileString(log)
-	if !regexp.MustCompile(`(?s)level=info msg=mounted mountpoint=` + regexp.QuoteMeta(mnt) + `\n.*level=info msg="unmounted from outside; exiting"\n$`).MatchString(text) {
+	if !regexp.MustCompile(`(?s)level=info msg=mounted mountpoint=` + regexp.QuoteMeta(mnt) + ` shm=[^\n]*\n.*level=info msg="unmounted from outside; exiting"\n$`).MatchString(text) {
 		t.Errorf("log_file of the mount -t daemon:\n%s", text)
 	}
 	for _, bad := range []string{"level=error", "level=warn", "DATA RACE", "panic"} {

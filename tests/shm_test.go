@@ -48,11 +48,27 @@ var shmMountFlags = map[string][]string{
 	"size: beyond --shm-max is EFBIG": {"--shm-max", "8M"},
 }
 
+// TestShm runs the suite on both of shm's paths: FUSE passthrough (the
+// kernel maps the region's memory file itself; the default, as root on
+// Linux 6.9+) and the page cache (--passthrough=false, and wherever the
+// kernel declines passthrough).
 func TestShm(t *testing.T) {
-	for name, test := range shmTests {
-		t.Run(name, func(t *testing.T) {
+	for _, path := range []struct{ name, flag, want string }{
+		{"passthrough", "--passthrough=true", "passthrough"},
+		{"page cache", "--passthrough=false", "page cache"},
+	} {
+		t.Run(path.name, func(t *testing.T) {
 			t.Parallel()
-			test(t, mount(t, shmMountFlags[name]...))
+			for name, test := range shmTests {
+				t.Run(name, func(t *testing.T) {
+					t.Parallel()
+					d := mount(t, append([]string{path.flag}, shmMountFlags[name]...)...)
+					if got := d.shmPath(); got != path.want {
+						t.Skipf("shm is served by the %v here, not by the %s (passthrough needs Linux 6.9+ and CAP_SYS_ADMIN)", got, path.want)
+					}
+					test(t, d)
+				})
+			}
 		})
 	}
 }

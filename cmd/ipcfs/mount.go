@@ -54,6 +54,7 @@ func mountCmd(args []string, form mountForm) int {
 	flags.Var(userChannels, "user-channels", "channels of one owner uid; beyond, mkdir fails with EDQUOT (0: no limit)")
 	flags.Var(maxMemory, "max-memory", "queued messages (at their real cost) and shm bytes in the mount; beyond, a message waits and shm growth fails with ENOSPC (0: no limit; default: half the cgroup memory limit or RAM)")
 	flags.Var(userMemory, "user-memory", "the same, charged to each channel's owner uid; beyond, a message waits and shm growth fails with EDQUOT (0: no limit; default: an eighth of the cgroup memory limit or RAM)")
+	passthrough := flags.Bool("passthrough", true, "map shm regions directly with FUSE passthrough where the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow; false: always through the page cache")
 	strictDirty := flags.Bool("strict-dirty-limit", false, "keep the kernel's 1% dirty-page share for FUSE mounts (by default, as root, ipcfs lifts it so stores into large shm regions run at memory speed)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
 	logOpts := addLogFlags(flags)
@@ -92,6 +93,7 @@ func mountCmd(args []string, form mountForm) int {
 			UserMemory:   userMemory.N,
 		},
 		StrictDirtyLimit: *strictDirty,
+		Passthrough:      *passthrough,
 		Logger:           log,
 	})
 	if err != nil {
@@ -118,7 +120,7 @@ func mountCmd(args []string, form mountForm) int {
 		srv.Serve()
 		close(served)
 	}()
-	log.Info("mounted", "mountpoint", srv.Mountpoint())
+	log.Info("mounted", "mountpoint", srv.Mountpoint(), "shm", srv.ShmPath())
 	notify(log, sdnotify.Ready)
 	if bg != nil {
 		bg.Ready()

@@ -125,6 +125,46 @@ type Conn struct {
 	proto Protocol
 	// Feature flags negotiated with initRequest/initResponse.
 	flags InitFlags
+	// passthrough was negotiated (ipcfs: added).
+	passthrough bool
+}
+
+// Passthrough reports whether the kernel agreed to FUSE passthrough.
+// ipcfs: added.
+func (c *Conn) Passthrough() bool { return c.passthrough }
+
+// The ioctls of /dev/fuse that register and drop a backing file
+// (FUSE_DEV_IOC_BACKING_OPEN and _CLOSE, from Linux 6.9).
+const (
+	iocBackingOpen  = 0x4010e501 // _IOW(229, 1, struct fuse_backing_map)
+	iocBackingClose = 0x4004e502 // _IOW(229, 2, uint32_t)
+)
+
+// OpenBacking registers fd as a backing file and returns its ID, for
+// OpenResponse.BackingID of passthrough opens, until CloseBacking. The
+// kernel takes its own reference to the file. Needs CAP_SYS_ADMIN.
+// ipcfs: added.
+func (c *Conn) OpenBacking(fd int) (int32, error) {
+	m := struct {
+		fd      int32
+		flags   uint32
+		padding uint64
+	}{fd: int32(fd)}
+	id, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(c.fd()), iocBackingOpen, uintptr(unsafe.Pointer(&m)))
+	if errno != 0 {
+		return 0, errno
+	}
+	return int32(id), nil
+}
+
+// CloseBacking drops the backing file ID from OpenBacking; files opened
+// with it keep their backing file. ipcfs: added.
+func (c *Conn) CloseBacking(id int32) error {
+	v := uint32(id)
+	if _, _, errno := syscall.Syscall(syscall.SYS_IOCTL, uintptr(c.fd()), iocBackingClose, uintptr(unsafe.Pointer(&v))); errno != 0 {
+		return errno
+	}
+	return nil
 }
 
 // MountpointDoesNotExistError is an error returned when the
@@ -227,6 +267,8 @@ func initMount(c *Conn, conf *mountConfig) error {
 
 	// ipcfs: InitMaxPages, so that requests carry up to maxPages pages.
 	c.flags = r.Flags & (InitBigWrites | InitParallelDirOps | InitMaxPages | conf.initFlags)
+	// ipcfs: passthrough if asked for and the kernel offers it.
+	c.passthrough = conf.passthrough && r.Flags&initExt != 0 && r.Flags2&initPassthrough2 != 0
 	s := &initResponse{
 		Library:             proto,
 		MaxReadahead:        conf.maxReadahead,
@@ -234,6 +276,7 @@ func initMount(c *Conn, conf *mountConfig) error {
 		MaxBackground:       conf.maxBackground,
 		CongestionThreshold: conf.congestionThreshold,
 		MaxWrite:            maxWrite,
+		Passthrough:         c.passthrough,
 	}
 	r.Respond(s)
 	return nil
@@ -977,15 +1020,19 @@ func (c *Conn) ReadRequest() (Request, error) {
 
 	case opInit:
 		in := (*initIn)(m.data())
-		if m.len() < unsafe.Sizeof(*in) {
+		if m.len() < uintptr(initInSize) {
 			goto corrupt
 		}
-		req = &initRequest{
+		ir := &initRequest{
 			Header:       m.Header(),
 			Kernel:       Protocol{in.Major, in.Minor},
 			MaxReadahead: in.MaxReadahead,
 			Flags:        InitFlags(in.Flags),
 		}
+		if m.len() >= unsafe.Sizeof(*in) { // ipcfs: flags2, from 7.36
+			ir.Flags2 = in.Flags2
+		}
+		req = ir
 
 	case opAccess:
 		in := (*accessIn)(m.data())
@@ -1452,6 +1499,7 @@ type initRequest struct {
 	// Maximum readahead in bytes that the kernel plans to use.
 	MaxReadahead uint32
 	Flags        InitFlags
+	Flags2       uint32 // ipcfs: the upper 32 flags, if the kernel sent them
 }
 
 var _ Request = (*initRequest)(nil)
@@ -1485,6 +1533,8 @@ type initResponse struct {
 	// Maximum size of a single write operation.
 	// Linux enforces a minimum of 4 KiB.
 	MaxWrite uint32
+	// Passthrough asks for FUSE passthrough. ipcfs: added.
+	Passthrough bool
 }
 
 func (r *initResponse) String() string {
@@ -1502,6 +1552,13 @@ func (r *initRequest) Respond(resp *initResponse) {
 	out.MaxBackground = resp.MaxBackground
 	out.CongestionThreshold = resp.CongestionThreshold
 	out.MaxWrite = resp.MaxWrite
+	// ipcfs: passthrough needs FUSE_INIT_EXT, its flags2 bit and a stacking
+	// depth (1: backing files are memory files, not stacked filesystems).
+	if resp.Passthrough {
+		out.Flags |= initExt
+		out.Flags2 |= initPassthrough2
+		out.MaxStackDepth = 1
+	}
 
 	// MaxWrite larger than our receive buffer would just lead to
 	// errors on large writes.
@@ -1910,6 +1967,7 @@ func (r *OpenRequest) Respond(resp *OpenResponse) {
 	out := (*openOut)(buf.alloc(unsafe.Sizeof(openOut{})))
 	out.Fh = uint64(resp.Handle)
 	out.OpenFlags = uint32(resp.Flags)
+	out.BackingID = resp.BackingID
 	r.respond(buf)
 }
 
@@ -1917,6 +1975,9 @@ func (r *OpenRequest) Respond(resp *OpenResponse) {
 type OpenResponse struct {
 	Handle HandleID
 	Flags  OpenResponseFlags
+	// BackingID names the backing file of an OpenPassthrough open (from
+	// Conn.OpenBacking). ipcfs: added.
+	BackingID int32
 }
 
 func (r *OpenResponse) string() string {

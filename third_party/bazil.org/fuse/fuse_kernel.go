@@ -588,7 +588,7 @@ type openIn struct {
 type openOut struct {
 	Fh        uint64
 	OpenFlags uint32
-	_         uint32
+	BackingID int32 // ipcfs: protocol 7.40, with OpenPassthrough
 }
 
 type createIn struct {
@@ -821,9 +821,24 @@ type initIn struct {
 	Minor        uint32
 	MaxReadahead uint32
 	Flags        uint32
+	// ipcfs: protocol 7.36 and later send the upper 32 flags here; older
+	// kernels send only the fields above.
+	Flags2 uint32
 }
 
-const initInSize = int(unsafe.Sizeof(initIn{}))
+const initInSize = int(unsafe.Offsetof(initIn{}.Flags2)) // ipcfs: the size before 7.36
+
+// ipcfs: the bits of FUSE_INIT_EXT (in flags) and of FUSE_PASSTHROUGH
+// (1<<37, so bit 5 of flags2), and the open flag FOPEN_PASSTHROUGH.
+const (
+	initExt          = 1 << 30
+	initPassthrough2 = 1 << (37 - 32)
+
+	// OpenPassthrough: the open file's reads, writes and mappings go to
+	// the backing file named by OpenResponse.BackingID (with OpenDirectIO,
+	// only its mappings). ipcfs: added.
+	OpenPassthrough OpenResponseFlags = 1 << 7
+)
 
 type initOut struct {
 	Major               uint32
@@ -843,7 +858,11 @@ type initOut struct {
 	// Set initOut.Flags.InitMaxPages when valid.
 	MaxPages     uint16
 	MapAlignment uint16
-	_            [8]uint32
+	// ipcfs: the upper 32 flags (with FUSE_INIT_EXT) and the stacking
+	// depth of backing files (passthrough), protocol 7.36 and 7.40.
+	Flags2        uint32
+	MaxStackDepth uint32
+	_             [6]uint32
 }
 
 type interruptIn struct {

@@ -16,6 +16,19 @@ type mountConfig struct {
 	initFlags           InitFlags
 	maxBackground       uint16
 	congestionThreshold uint16
+	passthrough         bool // ipcfs: ask for FUSE passthrough (see Passthrough)
+}
+
+// Passthrough asks the kernel for FUSE passthrough (Linux 6.9 or later,
+// and CAP_SYS_ADMIN to register backing files): an open reply may then
+// name a backing file (Conn.OpenBacking) whose pages the kernel maps
+// directly. Conn.Passthrough reports whether the kernel agreed. ipcfs:
+// added.
+func Passthrough() MountOption {
+	return func(conf *mountConfig) error {
+		conf.passthrough = true
+		return nil
+	}
 }
 
 func escapeComma(s string) string {
