@@ -1139,8 +1139,30 @@ sys.stdout.write(text)
 // requests (at most max_background, 12, per connection, shared with shm
 // write-back) the process sat in D (exit_aio) for good, and root's
 // msync(MS_SYNC) of another channel's shm hung in D with it.
+//
+// It runs with shm through the page cache (--passthrough=false: there
+// msync's write-back is FUSE requests, and the stall was seen) and with
+// the default (passthrough where the kernel allows it).
 func TestReadersCrossUser(t *testing.T) {
-	u := mountForUsers(t, "--allow-other")
+	for _, shm := range []struct{ name, flag, want string }{
+		{"shm through the page cache", "--passthrough=false", "page cache"},
+		{"shm by default", "", ""},
+	} {
+		t.Run(shm.name, func(t *testing.T) {
+			flags := []string{"--allow-other"}
+			if shm.flag != "" {
+				flags = append(flags, shm.flag)
+			}
+			u := mountForUsers(t, flags...)
+			if got := u.shmPath(); shm.want != "" && got != shm.want {
+				t.Fatalf("shm is served by the %s, want the %s", got, shm.want)
+			}
+			testCrossUserStall(t, u)
+		})
+	}
+}
+
+func testCrossUserStall(t *testing.T, u *userMount) {
 	bin := filepath.Join(filepath.Dir(u.probe), "readtool")
 	copyFile(t, cBinary(t, "clients/readtool.c"), bin)
 	ch := filepath.Join(u.mnt, "private")
