@@ -22,6 +22,8 @@ need python3 python3                   # Python test clients
 need systemd-analyze systemd           # verifying the unit; systemd-escape
 need man man-db                        # rendering the man pages (man --warnings)
 need strace strace                     # ptrace attach to a blocked client (tests/stuck_test.go)
+need busybox busybox                   # readers tests: busybox cat (sendfile)
+need /usr/include/liburing.h liburing-dev  # readers tests: the io_uring client
 # One line per further need; keep them independent of each other.
 
 if [ -n "$missing" ]; then
