@@ -34,6 +34,14 @@ type msgHandle struct {
 	ringOK   bool   // GUARDED_BY(mu)
 	endPos   int64  // GUARDED_BY(mu); offset of the last read at the end of the file (see read)
 
+	// The last READ answered with data, for io_uring's retries (see
+	// ringRetry): its offset and size, the bytes it got, and whether an
+	// io_uring retry of it is due (poll then reports it readable).
+	lastOff  int64 // GUARDED_BY(mu)
+	lastSize int   // GUARDED_BY(mu)
+	lastN    int   // GUARDED_BY(mu)
+	retryDue bool  // GUARDED_BY(mu)
+
 	pollMu sync.Mutex      // guards wakeup and polled
 	wakeup fuse.PollWakeup // GUARDED_BY(pollMu)
 	polled bool            // GUARDED_BY(pollMu); wakeup is set
@@ -57,15 +65,23 @@ func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
 
 func (h *msgHandle) read(req *fuse.ReadRequest) error {
 	h.mu.Lock()
+	h.retryDue = false
+	if h.ringRetry(req) {
+		h.lastN = 0
+		h.mu.Unlock()
+		req.Respond(&fuse.ReadResponse{}) // the read(2) it belongs to ends here
+		return nil
+	}
 	off := req.Offset
 	if h.win != nil && off == h.winStart && h.winSeen > 0 && h.readsFromRing(req.Pid) {
-		// io_uring runs a read at "the file position" in a worker thread
-		// and the kernel never advances that position for it (FUSE's
-		// fuse_direct_IO works on a copy): each read of a ring comes at the
-		// same offset. Such a read goes on where the last one stopped.
+		// The kernel never advances the file position for io_uring's reads
+		// (FUSE's fuse_direct_IO works on a copy): each read of a ring with
+		// offset -1 comes at the same offset. Such a read goes on where the
+		// last one stopped.
 		off += int64(h.winSeen)
 	}
 	if data, ok := h.fromWindow(off, req.Size); ok {
+		h.answered(req, len(data))
 		req.Respond(&fuse.ReadResponse{Data: data})
 		h.mu.Unlock()
 		return nil
@@ -117,6 +133,7 @@ func (h *msgHandle) deliver(req *fuse.ReadRequest, msg []byte, err error) {
 		truncated := h.dropWindow() // only if two reads of this handle waited at once
 		h.win, h.winStart = msg, req.Offset
 		data, _ := h.fromWindow(req.Offset, req.Size)
+		h.answered(req, len(data))
 		// The window is in place before the answer: a continuation READ of
 		// the same read(2) finds it.
 		req.Respond(&fuse.ReadResponse{Data: data})
@@ -165,13 +182,31 @@ const (
 // 1 MiB - 4 KiB + 1 (a writev whose buffers touch at most 256 pages).
 const MaxAtomicWrite = maxUnsplitRead + 1
 
-// readsFromRing reports whether thread pid is an io_uring worker,
-// remembering the last answer. Requires h.mu.
+// readsFromRing reports whether thread pid reads for io_uring (a worker,
+// or a thread inside io_uring_enter), remembering the last answer.
+// Requires h.mu.
 func (h *msgHandle) readsFromRing(pid uint32) bool {
 	if pid != h.ringPid {
-		h.ringPid, h.ringOK = pid, isRingWorker(pid)
+		h.ringPid, h.ringOK = pid, isRingThread(pid)
 	}
 	return h.ringOK
+}
+
+// answered notes that req is answered with n bytes. Requires h.mu.
+func (h *msgHandle) answered(req *fuse.ReadRequest, n int) {
+	h.lastOff, h.lastSize, h.lastN = req.Offset, req.Size, n
+	// io_uring asks again for the rest of a buffer that a read on a
+	// regular file did not fill, once the file polls readable.
+	h.retryDue = n > 0 && n < req.Size && h.readsFromRing(req.Pid)
+}
+
+// ringRetry reports whether req is io_uring's retry of the last READ,
+// which a message did not fill: it comes at the same offset (the position
+// is never advanced) for the rest of the buffer. It must get 0 bytes, so
+// that the read ends with one message, as a read(2) does. Requires h.mu.
+func (h *msgHandle) ringRetry(req *fuse.ReadRequest) bool {
+	return h.lastN > 0 && h.lastN < h.lastSize && req.Offset == h.lastOff &&
+		req.Size == h.lastSize-h.lastN && h.readsFromRing(req.Pid)
 }
 
 // dropWindow ends the current message, recycling its buffer, and reports
@@ -344,7 +379,7 @@ func (h *msgHandle) poll(req *fuse.PollRequest) fuse.PollEvents {
 		watch = h.watch
 	}
 	h.mu.Lock()
-	unread := h.win != nil && h.winSeen < len(h.win)
+	unread := h.win != nil && h.winSeen < len(h.win) || h.retryDue
 	h.mu.Unlock()
 
 	r := h.c.queue.Poll(watch, interest)

@@ -89,11 +89,18 @@ func harmlessByDefault(sig int) bool {
 	return false
 }
 
-// isRingWorker reports whether thread tid is an io_uring worker, which
-// runs the blocking reads and writes of a process's ring.
-func isRingWorker(tid uint32) bool {
-	comm, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/comm")
-	return err == nil && isRingWorkerName(strings.TrimSpace(string(comm)))
+// isRingThread reports whether thread tid is reading for io_uring: an
+// io_uring worker (which runs a ring's blocking reads, IOSQE_ASYNC), or a
+// thread inside io_uring_enter (which issues reads of files that poll
+// ready inline, and runs the task work of the others).
+func isRingThread(tid uint32) bool {
+	proc := "/proc/" + strconv.FormatUint(uint64(tid), 10)
+	if comm, err := os.ReadFile(proc + "/comm"); err == nil && isRingWorkerName(strings.TrimSpace(string(comm))) {
+		return true
+	}
+	sc, err := os.ReadFile(proc + "/syscall")
+	nr, _, _ := strings.Cut(string(sc), " ")
+	return err == nil && nr == strconv.Itoa(unix.SYS_IO_URING_ENTER)
 }
 
 // isRingWorkerName: io-wq workers are "iou-wrk-PID", SQPOLL threads "iou-sqp-PID".
