@@ -597,30 +597,6 @@ func setupReader(t *testing.T, p *prober, msg, setup string) {
 	p.want(`write r "M2"`, "ok 2")
 }
 
-// wantTakenOnce checks the answer of a page-cache read of msg with M1 and
-// M2 queued: EINVAL with nothing taken (M1 and M2 still queued), or M1
-// whole, taken once (M2 still queued).
-func wantTakenOnce(t *testing.T, p *prober, ch, what, ans string) {
-	t.Helper()
-	msg := filepath.Join(ch, "msg")
-	data, ok := okData(ans)
-	switch {
-	case ans == "EINVAL":
-		wantQueue(t, ch, what+" failed with EINVAL", 2, 2, 0, 0)
-		if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M1", "M2"}) {
-			t.Errorf("after %s failed with EINVAL the queue held %q, want M1 and M2", what, got)
-		}
-	case ok && data == "M1":
-		wantQueue(t, ch, what+" returned M1", 1, 2, 1, 0)
-		if got := drainNonblock(t, p, msg); !slices.Equal(got, []string{"M2"}) {
-			t.Errorf("after %s returned M1 the queue held %q, want M2", what, got)
-		}
-	default:
-		t.Errorf("%s with M1 and M2 queued: %s, want EINVAL or M1 (status %s)", what, ans, counters(t, ch))
-		t.Logf("the queue then held %q", drainNonblock(t, p, msg))
-	}
-}
-
 // testSendfileSplice calls sendfile or splice twice with M1 and M2 queued:
 // both fail with EINVAL, taking nothing, or they behave as read(2) does and
 // return M1, then M2. Each subtest mounts a daemon of its own: a failed one

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/ipcfs/ipcfs/internal/mountinfo"
 )
 
 // Limit is an amount of memory and where it was read.
@@ -98,7 +100,7 @@ func cgroupLimits(fs files) []Limit {
 		if sep < 5 || len(fields) < sep+3 {
 			continue
 		}
-		h := hierarchy{root: unescape(fields[3]), mountPoint: unescape(fields[4])}
+		h := hierarchy{root: mountinfo.Unescape(fields[3]), mountPoint: mountinfo.Unescape(fields[4])}
 		switch fields[sep+1] {
 		case "cgroup2":
 			h.v2 = true
@@ -190,22 +192,4 @@ func readLimit(fs files, path string) (int64, bool) {
 		return 0, false
 	}
 	return n, true
-}
-
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
