@@ -30,8 +30,8 @@ func BenchmarkSendReceive(b *testing.B) {
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
-				c.Send(c.NewWaiter(nop), msg, true)
-				c.Receive(c.NewWaiter(recv), true)
+				c.Send(c.NewWaiter(nop), msg)
+				c.Receive(c.NewWaiter(recv))
 				msg = got // the receiver owns it now; send it again
 			}
 			if len(msg) != size {
@@ -70,8 +70,8 @@ func BenchmarkHandoff(b *testing.B) {
 	b.SetBytes(64)
 	b.ReportAllocs()
 	for b.Loop() {
-		c.Receive(c.NewWaiter(recv), false) // parks
-		c.Send(c.NewWaiter(nop), msg, false)
+		c.Receive(c.NewWaiter(recv)) // parks
+		c.Send(c.NewWaiter(nop), msg)
 		msg = got
 	}
 	if s := c.Stats(); s.Messages != 0 || s.BlockedReaders != 0 {

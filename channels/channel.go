@@ -114,14 +114,14 @@ func (c *Channel) NewWaiter(done func(msg []byte, err error)) *Waiter {
 
 // Send enqueues msg, taking ownership of it, and completes w: at once if the
 // message is admitted or handed to a parked receiver, with ErrHungUp,
-// ErrClosed or ErrEmptyMessage if it cannot be sent, with ErrWouldBlock if
-// it would have to wait and nonblock is set; otherwise w waits until there
-// is room, in FIFO order with other waiting senders.
-func (c *Channel) Send(w *Waiter, msg []byte, nonblock bool) {
+// ErrClosed or ErrEmptyMessage if it cannot be sent; otherwise w waits until
+// there is room, in FIFO order with other waiting senders. (TrySend is the
+// call that does not wait.)
+func (c *Channel) Send(w *Waiter, msg []byte) {
 	var s settlement
 	c.mu.Lock()
 	if w.state == waiterNew { // else canceled before it started: whoever canceled answers for it
-		if err := c.trySend(&s, msg); err == ErrWouldBlock && !nonblock {
+		if err := c.trySend(&s, msg); err == ErrWouldBlock {
 			w.msg = msg
 			c.senders.pushBack(w)
 		} else {
@@ -171,14 +171,14 @@ func (c *Channel) trySend(s *settlement, msg []byte) error {
 
 // Receive takes the next message for w: at once if one is queued (then
 // parked senders that now fit are admitted), with io.EOF if the queue is
-// drained and the channel hung up or closed, with ErrWouldBlock if it would
-// have to wait and nonblock is set; otherwise w waits for a message, in FIFO
-// order with other waiting receivers.
-func (c *Channel) Receive(w *Waiter, nonblock bool) {
+// drained and the channel hung up or closed; otherwise w waits for a
+// message, in FIFO order with other waiting receivers. (TryReceive is the
+// call that does not wait.)
+func (c *Channel) Receive(w *Waiter) {
 	var s settlement
 	c.mu.Lock()
 	if w.state == waiterNew {
-		if msg, err := c.tryReceive(&s); err == ErrWouldBlock && !nonblock {
+		if msg, err := c.tryReceive(&s); err == ErrWouldBlock {
 			c.receivers.pushBack(w)
 		} else {
 			s.complete(w, msg, err)

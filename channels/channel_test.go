@@ -46,10 +46,19 @@ func runScenario(t *testing.T, l Limits, steps []step) *Channel {
 				}
 				canceled[i] = true
 			}
-			if s.op == "send" {
-				c.Send(waiters[i], []byte(s.msg), s.nonblock)
-			} else {
-				c.Receive(waiters[i], s.nonblock)
+			switch {
+			case s.nonblock && s.precancel:
+				// Nothing to try: a canceled waiter does nothing.
+			case s.nonblock && s.op == "send":
+				waiters[i].Cancel()
+				recs[i].done(nil, c.TrySend([]byte(s.msg)))
+			case s.nonblock:
+				waiters[i].Cancel()
+				recs[i].done(c.TryReceive())
+			case s.op == "send":
+				c.Send(waiters[i], []byte(s.msg))
+			default:
+				c.Receive(waiters[i])
 			}
 		case "trysend":
 			if err := c.TrySend([]byte(s.msg)); err != s.wantErr {

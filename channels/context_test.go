@@ -9,7 +9,7 @@ import "context"
 // sendContext sends msg (taking ownership of it), waiting for room until ctx
 // is done; it returns ctx.Err() if the message was not sent because of that.
 func (c *Channel) sendContext(ctx context.Context, msg []byte) error {
-	_, err := c.waitContext(ctx, func(w *Waiter) { c.Send(w, msg, false) })
+	_, err := c.waitContext(ctx, func(w *Waiter) { c.Send(w, msg) })
 	return err
 }
 
@@ -17,7 +17,7 @@ func (c *Channel) sendContext(ctx context.Context, msg []byte) error {
 // done; it returns ctx.Err() if none was taken because of that, and io.EOF
 // once the channel is hung up and drained, or closed.
 func (c *Channel) receiveContext(ctx context.Context) ([]byte, error) {
-	return c.waitContext(ctx, func(w *Waiter) { c.Receive(w, false) })
+	return c.waitContext(ctx, func(w *Waiter) { c.Receive(w) })
 }
 
 func (c *Channel) waitContext(ctx context.Context, start func(*Waiter)) ([]byte, error) {

@@ -57,18 +57,31 @@ func mustNew(t testing.TB, l Limits) *Channel {
 }
 
 // send starts a Send with a fresh recorder.
+// With nonblock it is TrySend, its result recorded as the waiter's (the
+// waiter is then done: Cancel reports false).
 func send(c *Channel, msg string, nonblock bool) (*Waiter, *recorder) {
 	r := newRecorder()
 	w := c.NewWaiter(r.done)
-	c.Send(w, []byte(msg), nonblock)
+	if nonblock {
+		w.Cancel()
+		r.done(nil, c.TrySend([]byte(msg)))
+		return w, r
+	}
+	c.Send(w, []byte(msg))
 	return w, r
 }
 
 // receive starts a Receive with a fresh recorder.
+// With nonblock it is TryReceive, recorded as send's is.
 func receive(c *Channel, nonblock bool) (*Waiter, *recorder) {
 	r := newRecorder()
 	w := c.NewWaiter(r.done)
-	c.Receive(w, nonblock)
+	if nonblock {
+		w.Cancel()
+		r.done(c.TryReceive())
+		return w, r
+	}
+	c.Receive(w)
 	return w, r
 }
 

@@ -516,7 +516,7 @@ func TestWatchStopWhileWakeInFlight(t *testing.T) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		c.Send(sw, []byte("a"), false)
+		c.Send(sw, []byte("a"))
 	}()
 	select {
 	case <-entered:

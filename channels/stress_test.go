@@ -107,7 +107,7 @@ func TestCancelRacesSend(t *testing.T) {
 		senders.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(p), 1))
 			for _, i := range ids {
-				c.Send(waiters[i], stressMsg(p, i, rng), false)
+				c.Send(waiters[i], stressMsg(p, i, rng))
 				if rng.IntN(8) == 0 {
 					runtime.Gosched()
 				}
@@ -167,7 +167,7 @@ func TestCancelRacesReceive(t *testing.T) {
 	for i := range n {
 		r := newRecorder()
 		w := c.NewWaiter(r.done)
-		c.Receive(w, false) // parks: the queue is empty
+		c.Receive(w) // parks: the queue is empty
 		started := make(chan struct{})
 		var ok bool
 		cancelDone := make(chan struct{})

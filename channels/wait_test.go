@@ -27,7 +27,7 @@ func TestDoneMayReceiveAgain(t *testing.T) {
 			got = append(got, string(msg))
 			next()
 		})
-		c.Receive(w, false)
+		c.Receive(w)
 	}
 	noHang(t, "receive chain", func() {
 		next()
@@ -75,7 +75,7 @@ func TestDoneMaySendAgain(t *testing.T) {
 			}
 			next()
 		})
-		c.Send(w, []byte(msg), false)
+		c.Send(w, []byte(msg))
 	}
 	noHang(t, "send chain", func() {
 		next() // admitted, and its done sends the next, which parks
@@ -106,7 +106,7 @@ func TestDoneMayCallAnyMethod(t *testing.T) {
 		{
 			name:   "receiver's done: Stats, Poll, Limits, SetLimits, Flush",
 			limits: big,
-			parkOp: func(c *Channel, w *Waiter) { c.Receive(w, false) },
+			parkOp: func(c *Channel, w *Waiter) { c.Receive(w) },
 			inDone: func(c *Channel) {
 				c.Stats()
 				c.Poll(c.NewWatch(func() {}), Readable)
@@ -118,7 +118,7 @@ func TestDoneMayCallAnyMethod(t *testing.T) {
 		{
 			name:   "receiver's done on hangup: Reopen, Send, Receive",
 			limits: big,
-			parkOp: func(c *Channel, w *Waiter) { c.Receive(w, false) },
+			parkOp: func(c *Channel, w *Waiter) { c.Receive(w) },
 			inDone: func(c *Channel) {
 				c.Reopen()
 				send(c, "b", false)
@@ -130,7 +130,7 @@ func TestDoneMayCallAnyMethod(t *testing.T) {
 			name:   "sender's done on admission: Close",
 			limits: Limits{MaxBytes: 1, MaxMsgs: 1},
 			setup:  func(c *Channel) { send(c, "a", false) },
-			parkOp: func(c *Channel, w *Waiter) { c.Send(w, []byte("b"), false) },
+			parkOp: func(c *Channel, w *Waiter) { c.Send(w, []byte("b")) },
 			inDone: func(c *Channel) { c.Close() },
 			settle: func(c *Channel) { receive(c, false) },
 		},
@@ -138,7 +138,7 @@ func TestDoneMayCallAnyMethod(t *testing.T) {
 			name:   "sender's done on close: Close, Cancel, Opened, Released",
 			limits: Limits{MaxBytes: 1, MaxMsgs: 1},
 			setup:  func(c *Channel) { send(c, "a", false) },
-			parkOp: func(c *Channel, w *Waiter) { c.Send(w, []byte("b"), false) },
+			parkOp: func(c *Channel, w *Waiter) { c.Send(w, []byte("b")) },
 			inDone: func(c *Channel) {
 				c.Close()
 				c.NewWaiter(func([]byte, error) {}).Cancel()

@@ -262,7 +262,7 @@ type parkedRead struct {
 	req *fuse.ReadRequest
 }
 
-func (r parkedRead) start(w *channels.Waiter)     { r.h.c.queue.Receive(w, false) }
+func (r parkedRead) start(w *channels.Waiter)     { r.h.c.queue.Receive(w) }
 func (r parkedRead) finish(msg []byte, err error) { r.h.deliver(r.req, msg, err) }
 
 // parkedWrite is a msg WRITE waiting for room for its message (a copy of
@@ -273,7 +273,7 @@ type parkedWrite struct {
 	msg []byte
 }
 
-func (w parkedWrite) start(cw *channels.Waiter)  { w.h.c.queue.Send(cw, w.msg, false) }
+func (w parkedWrite) start(cw *channels.Waiter)  { w.h.c.queue.Send(cw, w.msg) }
 func (w parkedWrite) finish(_ []byte, err error) { w.h.sent(w.req, len(w.msg), err) }
 
 var (
