@@ -82,19 +82,46 @@ func newServer(cfg Config, conn *fuse.Conn) *Server {
 	}
 }
 
-// Serve answers requests until the mount goes away, with one goroutine per
-// CPU (at least two) reading and answering requests inline.
+// Serve answers requests until the mount goes away: goroutines that read
+// requests and answer them inline, one per CPU the daemon may use.
+//
+// As many loops as CPUs serve: more than that only take turns on a CPU.
+// On one CPU, two loops made every ping-pong message wake the thread that
+// was not running (the kernel wakes the longest waiting reader of
+// /dev/fuse): a 64 B round trip took 45-49 us against 29-30 us with one
+// loop, and one-way throughput halved. With two CPUs two loops overlap a
+// writer's and a reader's requests (64 B one-way: 67 k msgs/s against 36 k
+// with one). The loops follow GOMAXPROCS, which the runtime keeps at the
+// CPUs the process may use (affinity, cgroup limits): a loop whose number
+// is not below it waits, between requests, until it is again.
 func (s *Server) Serve() {
 	defer close(s.served)
+	stop := make(chan struct{})
+	var once sync.Once
 	var loops sync.WaitGroup
-	for range max(2, runtime.GOMAXPROCS(0)) {
-		loops.Go(s.serveLoop)
+	for i := range max(runtime.GOMAXPROCS(0), runtime.NumCPU()) {
+		loops.Go(func() {
+			s.serveLoop(i, stop)
+			once.Do(func() { close(stop) })
+		})
 	}
 	loops.Wait()
 }
 
-func (s *Server) serveLoop() {
+// loopRecheck is how often an idle serving loop looks at GOMAXPROCS.
+const loopRecheck = time.Second
+
+// serveLoop is serving loop number i; it returns when the connection ends
+// or, while idle, when stop is closed.
+func (s *Server) serveLoop(i int, stop <-chan struct{}) {
 	for {
+		for i >= runtime.GOMAXPROCS(0) {
+			select {
+			case <-stop:
+				return
+			case <-time.After(loopRecheck):
+			}
+		}
 		req, err := s.conn.ReadRequest()
 		switch {
 		case err == nil:
