@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"bazil.org/fuse"
@@ -209,7 +208,7 @@ func (s *Server) openLimits(r *fuse.OpenRequest) error {
 func (s *Server) limitsText(uid uint32) []byte {
 	b := s.lim.budget
 	l, u := b.Limits(), b.Usage()
-	var out strings.Builder
+	var out []byte
 	for _, kv := range []struct {
 		key string
 		val int64
@@ -223,17 +222,17 @@ func (s *Server) limitsText(uid uint32) []byte {
 		{"shm-files", int64(s.lim.files.InUse())},
 		{"max-shm-files", int64(s.lim.files.Max())},
 	} {
-		fmt.Fprintf(&out, "%s %d\n", kv.key, kv.val)
+		out = appendKeyValue(out, kv.key, kv.val)
 	}
 	if uid == 0 {
 		for _, uu := range b.UserUsages() {
-			fmt.Fprintf(&out, "user %d channels %d memory %d\n", uu.Uid, uu.Channels, uu.Memory)
+			out = fmt.Appendf(out, "user %d channels %d memory %d\n", uu.Uid, uu.Channels, uu.Memory)
 		}
 	} else {
 		uu := b.UserUsage(uid)
-		fmt.Fprintf(&out, "user %d channels %d memory %d\n", uid, uu.Channels, uu.Memory)
+		out = fmt.Appendf(out, "user %d channels %d memory %d\n", uid, uu.Channels, uu.Memory)
 	}
-	return []byte(out.String())
+	return out
 }
 
 // Checks that keep the limits file's name for it.

@@ -27,12 +27,12 @@ type msgHandle struct {
 	// mu guards the window. It is held while a READ is answered from the
 	// window, because the window's buffer is recycled when it is dropped.
 	mu       sync.Mutex
-	win      []byte // GUARDED_BY(mu); the current message (a getBuf buffer); nil before the first
-	winStart int64  // GUARDED_BY(mu); its file offset
-	winSeen  int    // GUARDED_BY(mu); how many of its bytes reads have returned (high-water mark)
-	ringPid  uint32 // GUARDED_BY(mu); the last thread checked by readsFromRing, and the answer
-	ringOK   bool   // GUARDED_BY(mu)
-	endPos   int64  // GUARDED_BY(mu); offset of the last read at the end of the file (see read)
+	win      []byte       // GUARDED_BY(mu); the current message (a getBuf buffer); nil before the first
+	winStart int64        // GUARDED_BY(mu); its file offset
+	winSeen  int          // GUARDED_BY(mu); how many of its bytes reads have returned (high-water mark)
+	rings    [4]ringCheck // GUARDED_BY(mu); the last threads checked by readsFromRing
+	nextRing int          // GUARDED_BY(mu); the entry of rings to replace next
+	endPos   int64        // GUARDED_BY(mu); offset of the last read at the end of the file (see read)
 
 	// The last READ answered with data, for io_uring's retries (see
 	// ringRetry): its offset and size, the bytes it got, and whether an
@@ -185,11 +185,26 @@ const MaxAtomicWrite = maxUnsplitRead + 1
 // readsFromRing reports whether thread pid reads for io_uring (a worker,
 // or a thread inside io_uring_enter), remembering the last answer.
 // Requires h.mu.
+//
+// It is asked on every short answer, from whichever thread reads: a Go
+// reader's reads come from several threads, and each check reads /proc,
+// so the answers of the last few threads are kept.
 func (h *msgHandle) readsFromRing(pid uint32) bool {
-	if pid != h.ringPid {
-		h.ringPid, h.ringOK = pid, isRingThread(pid)
+	for _, r := range h.rings {
+		if r.pid == pid && pid != 0 {
+			return r.ring
+		}
 	}
-	return h.ringOK
+	r := ringCheck{pid: pid, ring: isRingThread(pid)}
+	h.rings[h.nextRing] = r
+	h.nextRing = (h.nextRing + 1) % len(h.rings)
+	return r.ring
+}
+
+// ringCheck is what readsFromRing found about one thread.
+type ringCheck struct {
+	pid  uint32
+	ring bool
 }
 
 // answered notes that req is answered with n bytes. Requires h.mu.

@@ -182,10 +182,14 @@ func statusText(c *channel) ([]byte, error) {
 		{"truncated", int64(st.Truncated)},
 		{"shm_size", c.shm.Size()},
 	} {
-		b = append(strconv.AppendInt(append(append(b, kv.key...), ' '), kv.val, 10), '\n')
+		b = appendKeyValue(b, kv.key, kv.val)
 	}
 	b = strconv.AppendBool(append(b, "hungup "...), st.HungUp)
 	b = append(b, '\n')
-	b = strconv.AppendInt(append(b, "memory "...), c.acct.Memory(), 10)
-	return append(b, '\n'), nil
+	return appendKeyValue(b, "memory", c.acct.Memory()), nil
+}
+
+// appendKeyValue appends one "key value" line of a generated file.
+func appendKeyValue(b []byte, key string, val int64) []byte {
+	return append(strconv.AppendInt(append(append(b, key...), ' '), val, 10), '\n')
 }
