@@ -333,3 +333,21 @@ func (a *Account) hasRoom(c *Channel, cost int64) bool {
 	}
 	return true
 }
+
+// Adopt counts a channel that exists already (another daemon made it, in
+// a namespace shared with this one) and charges it base bytes, beyond the
+// limits if need be: refusing it would not make it go away.
+func (b *Budget) Adopt(uid uint32, base int64) *Account {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	u := b.users[uid]
+	if u == nil {
+		u = &Usage{}
+		b.users[uid] = u
+	}
+	a := &Account{b: b, uid: uid, counted: true}
+	b.channels++
+	u.Channels++
+	a.add(u, base)
+	return a
+}

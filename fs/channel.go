@@ -8,13 +8,15 @@ import (
 	"bazil.org/fuse"
 
 	"github.com/ipcfs/ipcfs/channels"
+	"github.com/ipcfs/ipcfs/natschan"
 	"github.com/ipcfs/ipcfs/shmregion"
 )
 
 // channel is one directory of the root and the state behind its files.
 type channel struct {
 	serial  uint64
-	queue   *channels.Channel
+	queue   channels.Queue
+	nats    *natschan.Queue // the same queue when it lives in NATS (nats.go); nil for a local channel
 	shm     *shmregion.Region
 	acct    *channels.Account // the channel's share of the mount's budget (limits.go)
 	created time.Time

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ipcfs/ipcfs/channels"
 	"github.com/ipcfs/ipcfs/ctl"
+	"github.com/ipcfs/ipcfs/natschan"
 	"github.com/ipcfs/ipcfs/shmregion"
 )
 
@@ -60,6 +61,10 @@ var errnoTable = []struct {
 	{errNotOwnerCtl, syscall.EACCES, slog.LevelWarn},
 	{errNotOwnerResize, syscall.EPERM, slog.LevelWarn},
 	{errLimitsFile, syscall.EPERM, slog.LevelWarn},
+	{natschan.ErrExists, syscall.EEXIST, slog.LevelWarn},
+	{natschan.ErrNotFound, syscall.ENOENT, slog.LevelDebug},
+	{natschan.ErrUnavailable, syscall.EIO, slog.LevelWarn},
+	{natschan.ErrConflict, syscall.EIO, slog.LevelWarn},
 	{io.EOF, syscall.EIO, slog.LevelError}, // EOF is answered as 0 bytes; reaching here is a bug
 }
 

@@ -170,7 +170,7 @@ func TestDropWindowCountsUnread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &channel{queue: q}
+	c := &channel{queue: q.Queue()}
 	h := &msgHandle{c: c, win: []byte("0123456789")}
 	h.fromWindow(0, 4)
 	if !h.dropWindow() {

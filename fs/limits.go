@@ -129,16 +129,21 @@ func (s *Server) newAccount(name string, uid uint32) (*channels.Account, error) 
 }
 
 // newChannelState makes a channel's queue and region, charged to a.
-func (s *Server) newChannelState(a *channels.Account) (*channels.Channel, *shmregion.Region, error) {
+func (s *Server) newChannelState(a *channels.Account) (channels.Queue, *shmregion.Region, error) {
 	queue, err := channels.NewInBudget(s.cfg.Limits, a)
 	if err != nil {
 		return nil, nil, err
 	}
-	region, err := shmregion.NewWith(shmregion.Config{Max: s.cfg.ShmMax, Memory: a, Files: s.lim.files})
+	region, err := s.newRegion(a)
 	if err != nil {
 		return nil, nil, err
 	}
-	return queue, region, nil
+	return queue.Queue(), region, nil
+}
+
+// newRegion makes a channel's shm region, charged to a.
+func (s *Server) newRegion(a *channels.Account) (*shmregion.Region, error) {
+	return shmregion.NewWith(shmregion.Config{Max: s.cfg.ShmMax, Memory: a, Files: s.lim.files})
 }
 
 // dropAccount ends a channel's count and base charge (rmdir, or a mkdir

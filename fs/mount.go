@@ -39,6 +39,11 @@ func Mount(cfg Config) (*Server, error) {
 	if err := s.prepareMountpoint(); err != nil {
 		return nil, err
 	}
+	if cfg.NATS != nil {
+		if err := s.watchNamespace(); err != nil {
+			return nil, err
+		}
+	}
 	opts := []fuse.MountOption{
 		fuse.FSName("ipcfs"),
 		fuse.Subtype("ipcfs"),

@@ -22,7 +22,7 @@ type msgHandle struct {
 	s             *Server
 	c             *channel
 	reads, writes bool // open for reading, for writing
-	watch         *channels.Watch
+	watch         channels.PollWatch
 
 	// mu guards the window. It is held while a READ is answered from the
 	// window, because the window's buffer is recycled when it is dropped.
@@ -58,7 +58,7 @@ func (h *msgHandle) directIO() {}
 
 func newMsgHandle(s *Server, c *channel, read, write bool) *msgHandle {
 	h := &msgHandle{s: s, c: c, reads: read, writes: write}
-	h.watch = c.queue.NewWatch(h.wake)
+	h.watch = c.queue.NewPollWatch(h.wake)
 	c.queue.Opened(read, write)
 	return h
 }
@@ -110,15 +110,18 @@ func (h *msgHandle) read(req *fuse.ReadRequest) error {
 
 	// Most reads find a message queued, or none and O_NONBLOCK: no waiter needed.
 	msg, err := h.c.queue.TryReceive()
+	wait := req.FileFlags&fuse.OpenNonblock == 0 && !atEnd
 	switch {
+	case err == channels.ErrDeferred:
+		return h.park(req, parkedRead{h, req, wait, atEnd})
 	case err == channels.ErrWouldBlock && atEnd:
 		req.Respond(&fuse.ReadResponse{}) // end of file, for now
 		return nil
-	case err != channels.ErrWouldBlock || req.FileFlags&fuse.OpenNonblock != 0:
+	case err != channels.ErrWouldBlock || !wait:
 		h.deliver(req, msg, err)
 		return nil
 	}
-	return h.park(req, parkedRead{h, req})
+	return h.park(req, parkedRead{h, req, true, false})
 }
 
 // deliver answers a READ that took msg (or err) from the channel.
@@ -138,6 +141,7 @@ func (h *msgHandle) deliver(req *fuse.ReadRequest, msg []byte, err error) {
 		// the same read(2) finds it.
 		req.Respond(&fuse.ReadResponse{Data: data})
 		h.mu.Unlock()
+		h.c.queue.Delivered(msg)
 		if truncated {
 			h.c.queue.CountTruncated()
 		}
@@ -243,8 +247,9 @@ func (h *msgHandle) write(req *fuse.WriteRequest) error {
 	copy(msg, req.Data)
 	// Most writes find room, or a waiting reader: no waiter needed.
 	err := h.c.queue.TrySend(msg)
-	if err == channels.ErrWouldBlock && req.FileFlags&fuse.OpenNonblock == 0 {
-		return h.park(req, parkedWrite{h, req, msg})
+	wait := req.FileFlags&fuse.OpenNonblock == 0
+	if err == channels.ErrDeferred || err == channels.ErrWouldBlock && wait {
+		return h.park(req, parkedWrite{h, req, msg, wait})
 	}
 	if err != nil {
 		putBuf(msg)
@@ -267,29 +272,43 @@ func (h *msgHandle) sent(req *fuse.WriteRequest, n int, err error) {
 // waitingOp is what a parked request does in its channel: start, with a
 // waiter, and finish, answering the request, when the channel completes it.
 type waitingOp interface {
-	start(w *channels.Waiter)
+	start(op channels.Op)
 	finish(msg []byte, err error)
 }
 
-// parkedRead is a msg READ waiting for a message.
+// parkedRead is a msg READ waiting for a message, or, on a queue that
+// defers (channels.ErrDeferred), for the answer to whether there is one.
 type parkedRead struct {
-	h   *msgHandle
-	req *fuse.ReadRequest
+	h     *msgHandle
+	req   *fuse.ReadRequest
+	wait  bool // for a message; else ErrWouldBlock where it would wait
+	atEnd bool // at the end zone (see read): no message is end of file
 }
 
-func (r parkedRead) start(w *channels.Waiter)     { r.h.c.queue.Receive(w) }
-func (r parkedRead) finish(msg []byte, err error) { r.h.deliver(r.req, msg, err) }
+func (r parkedRead) start(op channels.Op) { r.h.c.queue.Receive(op, r.wait) }
+func (r parkedRead) finish(msg []byte, err error) {
+	if r.atEnd && err == channels.ErrWouldBlock {
+		err = io.EOF // end of file, for now
+	}
+	r.h.deliver(r.req, msg, err)
+}
 
 // parkedWrite is a msg WRITE waiting for room for its message (a copy of
-// the request's data).
+// the request's data), or for a queue that defers to take it.
 type parkedWrite struct {
-	h   *msgHandle
-	req *fuse.WriteRequest
-	msg []byte
+	h    *msgHandle
+	req  *fuse.WriteRequest
+	msg  []byte
+	wait bool // for room; else ErrWouldBlock where it would wait
 }
 
-func (w parkedWrite) start(cw *channels.Waiter)  { w.h.c.queue.Send(cw, w.msg) }
-func (w parkedWrite) finish(_ []byte, err error) { w.h.sent(w.req, len(w.msg), err) }
+func (w parkedWrite) start(op channels.Op) { w.h.c.queue.Send(op, w.msg, w.wait) }
+func (w parkedWrite) finish(_ []byte, err error) {
+	if err != nil {
+		putBuf(w.msg)
+	}
+	w.h.sent(w.req, len(w.msg), err)
+}
 
 var (
 	_ waitingOp = parkedRead{}
@@ -302,7 +321,7 @@ var (
 func (h *msgHandle) park(req fuse.Request, op waitingOp) error {
 	req.Hdr().ReleaseBuffer()
 	p := &parkedRequest{s: h.s, req: req, op: op}
-	p.w = h.c.queue.NewWaiter(p.done)
+	p.w = h.c.queue.NewOp(p.done)
 	if !h.s.pending.add(req.Hdr().ID, p) {
 		// Interrupted before it parked.
 		if signalsEndWait(req.Hdr().Pid) {
@@ -320,7 +339,7 @@ func (h *msgHandle) park(req fuse.Request, op waitingOp) error {
 type parkedRequest struct {
 	s        *Server
 	req      fuse.Request
-	w        *channels.Waiter
+	w        channels.Op
 	op       waitingOp
 	finished atomic.Bool // done has run
 	watching atomic.Bool // watchSignals runs
@@ -386,7 +405,7 @@ func (h *msgHandle) poll(req *fuse.PollRequest) fuse.PollEvents {
 	if req.Events&(fuse.PollOut|fuse.PollWriteNormal) != 0 || req.Events == 0 {
 		interest |= channels.Writable
 	}
-	var watch *channels.Watch
+	var watch channels.PollWatch
 	if wakeup, ok := req.Wakeup(); ok {
 		h.pollMu.Lock()
 		h.wakeup, h.polled = wakeup, true

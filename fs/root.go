@@ -44,6 +44,9 @@ func (s *Server) mkdir(r *fuse.MkdirRequest) error {
 	if err := checkNewName(r.Name); err != nil {
 		return fmt.Errorf("mkdir: %w", err)
 	}
+	if s.cfg.NATS != nil {
+		return s.mkdirNATS(r)
+	}
 	acct, err := s.newAccount(r.Name, r.Uid)
 	if err != nil {
 		return err
@@ -95,34 +98,56 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 	if r.Node != fuse.RootID || !r.Dir {
 		return fmt.Errorf("remove %q: %w", r.Name, errNotPermitted)
 	}
+	if s.cfg.NATS != nil {
+		return s.removeNATS(r)
+	}
 	s.mu.Lock()
 	c, ok := s.names[r.Name]
 	if !ok {
 		s.mu.Unlock()
 		return fmt.Errorf("rmdir %q: %w", r.Name, errNoEntry)
 	}
-	delete(s.names, r.Name)
-	c.removed.Store(true)
-	freeShm := c.shmOpen == 0 && !c.shmFreed
-	c.shmFreed = c.shmFreed || freeShm
-	s.dropIfForgotten(c)
+	freeShm := s.removeLocked(c)
 	s.mu.Unlock()
-
 	discarded := c.queue.Close()
-	if freeShm {
-		c.shm.Close()
-	}
-	dropAccount(c.acct)
+
 	level := s.log.Debug
 	if discarded > 0 {
 		level = s.log.Info
 	}
 	level("channel removed", "channel", r.Name, "discarded_messages", discarded)
+	// The answer first: the kernel holds the channel's inode lock until
+	// RMDIR is answered, and the invalidation (finishRemove) takes it.
 	r.Respond()
-	// Not while RMDIR is being answered: the kernel holds the channel's
-	// inode lock until then, and the invalidation takes it.
-	go s.uncacheFiles(c)
+	s.finishRemove(c, freeShm)
 	return nil
+}
+
+// removeLocked takes a channel out of the tree and reports whether its
+// region is to be freed now (no shm handle is open). Requires Server.mu;
+// call finishRemove after unlocking.
+func (s *Server) removeLocked(c *channel) (freeShm bool) {
+	delete(s.names, c.name)
+	if c.nats != nil {
+		delete(s.byID, c.nats.ID())
+	}
+	c.removed.Store(true)
+	freeShm = c.shmOpen == 0 && !c.shmFreed
+	c.shmFreed = c.shmFreed || freeShm
+	s.dropIfForgotten(c)
+	return freeShm
+}
+
+// finishRemove ends a removed channel: its queue (blocked readers get end
+// of file, writers EPIPE), its region if freeShm, its account, and the
+// kernel's cached entries of its files.
+func (s *Server) finishRemove(c *channel, freeShm bool) {
+	c.queue.Close()
+	if freeShm {
+		c.shm.Close()
+	}
+	dropAccount(c.acct)
+	go s.uncacheFiles(c)
 }
 
 // uncacheFiles makes the kernel drop its cached entries of a removed
@@ -152,7 +177,11 @@ func (s *Server) rename(r *fuse.RenameRequest) error {
 	if err := checkNewName(r.NewName); err != nil {
 		return fmt.Errorf("rename %q: %w", r.OldName, err)
 	}
-	if err := s.renameLocked(r.OldName, r.NewName); err != nil {
+	rename := s.renameLocked
+	if s.cfg.NATS != nil {
+		rename = s.renameNATS
+	}
+	if err := rename(r.OldName, r.NewName); err != nil {
 		return err
 	}
 	s.log.Debug("channel renamed", "from", r.OldName, "to", r.NewName)

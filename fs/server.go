@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ipcfs/ipcfs/channels"
+	"github.com/ipcfs/ipcfs/natschan"
 )
 
 // Config is what a mount is made with.
@@ -35,7 +36,10 @@ type Config struct {
 	// passthrough: Linux 6.9 and CAP_SYS_ADMIN); without it, or where the
 	// kernel declines, mappings go through the page cache.
 	Passthrough bool
-	Logger      *slog.Logger // nil: discard
+	// NATS, if not nil, is the shared namespace the mount joins: its
+	// channels and their queues live in NATS JetStream (see nats.go).
+	NATS   *natschan.Namespace
+	Logger *slog.Logger // nil: discard
 }
 
 // Server serves one mount.
@@ -55,6 +59,7 @@ type Server struct {
 	channels   map[uint64]*channel          // GUARDED_BY(mu); by serial: live ones, and removed ones the kernel still knows
 	msgNodes   map[fuse.NodeID]*msgInstance // GUARDED_BY(mu)
 	handles    map[fuse.HandleID]handle     // GUARDED_BY(mu)
+	byID       map[string]*channel          // GUARDED_BY(mu); NATS-backed live channels by their namespace ID
 	nextSerial uint64                       // GUARDED_BY(mu)
 	nextMsg    uint64                       // GUARDED_BY(mu); the last msg instance's number
 	nextHandle fuse.HandleID                // GUARDED_BY(mu)
@@ -79,6 +84,7 @@ func newServer(cfg Config, conn *fuse.Conn) *Server {
 		channels: make(map[uint64]*channel),
 		msgNodes: make(map[fuse.NodeID]*msgInstance),
 		handles:  make(map[fuse.HandleID]handle),
+		byID:     make(map[string]*channel),
 	}
 }
 
@@ -141,8 +147,18 @@ func (s *Server) serveLoop(i int, stop <-chan struct{}) {
 	}
 }
 
-// dispatch answers one request, or parks it to be answered later.
+// dispatch answers one request, or parks it to be answered later; one
+// that may wait for NATS is answered on a goroutine of its own.
 func (s *Server) dispatch(req fuse.Request) {
+	if s.cfg.NATS != nil && s.waitsForNATS(req) {
+		go s.answer(req)
+		return
+	}
+	s.answer(req)
+}
+
+// answer answers one request, or parks it to be answered later.
+func (s *Server) answer(req fuse.Request) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("BUG: panic in request handler", "req", req.String(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))

@@ -130,15 +130,22 @@ func (h *ctlHandle) apply(data []byte, uid, pid uint32) error {
 	for _, cmd := range cmds {
 		switch cmd.Op {
 		case ctl.Hangup:
-			q.Hangup()
+			if err := q.Hangup(); err != nil {
+				return fmt.Errorf("ctl of channel %q: hangup: %w", name, err)
+			}
 		case ctl.Reopen:
-			q.Reopen()
+			if err := q.Reopen(); err != nil {
+				return fmt.Errorf("ctl of channel %q: reopen: %w", name, err)
+			}
 		case ctl.Flush:
-			n := q.Flush()
+			n, err := q.Flush()
+			if err != nil {
+				return fmt.Errorf("ctl of channel %q: flush: %w", name, err)
+			}
 			h.s.log.Info("ctl: flushed", "channel", name, "command", cmd.Op.String(), "uid", uid, "pid", pid, "discarded_messages", n)
 			continue
 		case ctl.QueueBytes, ctl.QueueMsgs:
-			l := q.Limits()
+			l := q.Stats().Limits
 			if cmd.Op == ctl.QueueBytes {
 				l.MaxBytes = cmd.Arg
 			} else {
@@ -186,7 +193,11 @@ func statusText(c *channel) ([]byte, error) {
 	}
 	b = strconv.AppendBool(append(b, "hungup "...), st.HungUp)
 	b = append(b, '\n')
-	return appendKeyValue(b, "memory", c.acct.Memory()), nil
+	b = appendKeyValue(b, "memory", c.acct.Memory())
+	if c.nats != nil {
+		b = append(append(append(b, "stream "...), c.nats.Stream()...), '\n')
+	}
+	return b, nil
 }
 
 // appendKeyValue appends one "key value" line of a generated file.

@@ -17,6 +17,9 @@ func (s *Server) lookup(r *fuse.LookupRequest) error {
 		return err
 	}
 	resp, err := s.lookupLocked(r)
+	if errors.Is(err, errNoEntry) && s.cfg.NATS != nil && r.Node == fuse.RootID && r.Name != limitsName {
+		resp, err = s.lookupNATS(r)
+	}
 	if err != nil {
 		return err
 	}
@@ -132,13 +135,18 @@ func (s *Server) setattr(r *fuse.SetattrRequest) error {
 	if r.Node == limitsNode {
 		return fmt.Errorf("setattr: %w", errLimitsFile)
 	}
+	ownerChange := r.Valid.Mode() || r.Valid.Uid() || r.Valid.Gid()
+	if ownerChange && s.cfg.NATS != nil {
+		if err := s.setOwnerShared(r); err != nil {
+			return err
+		}
+	}
 	s.mu.Lock()
 	c, k, err := s.channelOf(r.Node)
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("setattr node %v: %w", r.Node, err)
 	}
-	ownerChange := r.Valid.Mode() || r.Valid.Uid() || r.Valid.Gid()
 	if ownerChange && k != kindDir {
 		s.mu.Unlock()
 		return fmt.Errorf("chmod/chown of a channel's file (change the channel directory instead): %w", errNotPermitted)

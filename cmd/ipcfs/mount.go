@@ -57,6 +57,7 @@ func mountCmd(args []string, form mountForm) int {
 	passthrough := flags.Bool("passthrough", true, "map shm regions directly with FUSE passthrough where the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow; false: always through the page cache")
 	strictDirty := flags.Bool("strict-dirty-limit", false, "keep the kernel's 1% dirty-page share for FUSE mounts (by default, as root, ipcfs lifts it so stores into large shm regions run at memory speed)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the daemon to `FILE` until it exits (debugging)")
+	natsOpts := addNATSFlags(flags)
 	logOpts := addLogFlags(flags)
 	if form == helperForm {
 		return background(flags, args, logOpts)
@@ -81,6 +82,15 @@ func mountCmd(args []string, form mountForm) int {
 	}
 	log.Debug("memory available", "bytes", mem.Bytes, "source", mem.Source)
 
+	var shared *joined
+	if natsOpts.enabled() {
+		if shared, err = natsOpts.join(log, mountpoint); err != nil {
+			log.Error("mount failed", "err", err)
+			bg.Fail(err.Error())
+			return 1
+		}
+		defer shared.close()
+	}
 	srv, err := fs.Mount(fs.Config{
 		Mountpoint: mountpoint,
 		AllowOther: *allowOther,
@@ -94,6 +104,7 @@ func mountCmd(args []string, form mountForm) int {
 		},
 		StrictDirtyLimit: *strictDirty,
 		Passthrough:      *passthrough,
+		NATS:             shared.namespace(),
 		Logger:           log,
 	})
 	if err != nil {

@@ -1,0 +1,960 @@
+package natschan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/ipcfs/ipcfs/channels"
+)
+
+// Queue is one channel's message queue as this daemon serves it: sends
+// are publishes to the channel's stream, receives are pulls through its
+// shared consumer. Every operation takes a network round trip, so
+// TrySend and TryReceive always defer (channels.ErrDeferred) and Send and
+// Receive complete on other goroutines.
+//
+// Stats: messages, bytes and sent (the stream's last sequence) are the
+// channel's, for every daemon; received is sent minus queued minus
+// flushed, so also the channel's. readers, writers, blocked_readers,
+// blocked_writers and truncated are this daemon's.
+type Queue struct {
+	ns      *Namespace
+	id      string
+	stream  string
+	subject string
+	events  string
+
+	mu         sync.Mutex
+	rec        Record             // GUARDED_BY(mu); the channel's record, as last applied
+	cons       jetstream.Consumer // GUARDED_BY(mu); nil until first needed
+	state      jetstream.StreamState
+	stateAt    time.Time               // GUARDED_BY(mu); when state was read; zero: never
+	refreshing bool                    // GUARDED_BY(mu); a refresh is in flight
+	again      bool                    // GUARDED_BY(mu); and another is wanted after it
+	receivers  []*op                   // GUARDED_BY(mu); blocked receives, oldest first
+	asked      int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
+	roomWait   []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
+	publishing int                     // GUARDED_BY(mu); sends being published
+	armed      []*pollWatch            // GUARDED_BY(mu)
+	inHand     map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
+	evSub      *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
+	ticker     *time.Ticker            // GUARDED_BY(mu); with evSub: a refresh now and then, in case an event was missed
+	ready      channels.Readiness      // GUARDED_BY(mu); as last computed
+	closed     bool                    // GUARDED_BY(mu)
+
+	readers, writers int64  // GUARDED_BY(mu)
+	truncated        uint64 // GUARDED_BY(mu)
+}
+
+var _ channels.Queue = (*Queue)(nil)
+
+// Queue returns the queue of the channel rec describes (rec as applied
+// by Watch, Create or Update). Call Apply with later records of it.
+func (n *Namespace) Queue(rec Record) *Queue {
+	return &Queue{
+		ns:      n,
+		id:      rec.ID,
+		stream:  n.streamName(rec.ID),
+		subject: n.subject(rec.ID),
+		events:  n.events(rec.ID),
+		rec:     rec,
+		inHand:  make(map[*byte]jetstream.Msg),
+	}
+}
+
+// ID is the channel's ID.
+func (q *Queue) ID() string { return q.id }
+
+// Stream is the name of the channel's stream.
+func (q *Queue) Stream() string { return q.stream }
+
+// Apply takes a newer record of the channel (a hangup, new limits, a
+// flush, made here or by another daemon).
+func (q *Queue) Apply(rec Record) {
+	q.mu.Lock()
+	old := q.rec
+	q.rec = rec
+	q.mu.Unlock()
+	if rec.HungUp != old.HungUp || rec.Limits != old.Limits || rec.Flushed != old.Flushed {
+		q.refresh()
+	}
+}
+
+// op is one Send or Receive.
+type op struct {
+	q     *Queue
+	done  func(msg []byte, err error)
+	state opState // GUARDED_BY(q.mu)
+	wake  chan struct{}
+}
+
+type opState uint8
+
+const (
+	opNew     opState = iota
+	opWaiting         // in q.receivers or q.roomWait: Cancel withdraws it
+	opBusy            // a publish is in flight: it completes when that returns
+	opDone            // completed or canceled
+)
+
+// NewOp returns an operation for one Send or Receive.
+func (q *Queue) NewOp(done func(msg []byte, err error)) channels.Op {
+	return &op{q: q, done: done, wake: make(chan struct{}, 1)}
+}
+
+// Cancel withdraws o unless a publish of it is in flight or it completed.
+func (o *op) Cancel() bool {
+	q := o.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch o.state {
+	case opNew:
+		o.state = opDone
+		return true
+	case opWaiting:
+		o.state = opDone
+		q.receivers = remove(q.receivers, o)
+		if len(q.roomWait) > 0 && q.roomWait[0] == o {
+			q.roomWait = q.roomWait[1:]
+			q.wakeRoomLocked() // the next in line may fit
+		} else {
+			q.roomWait = remove(q.roomWait, o)
+		}
+		q.wantEventsLocked()
+		return true
+	}
+	return false
+}
+
+func remove(l []*op, o *op) []*op {
+	for i, x := range l {
+		if x == o {
+			return append(l[:i], l[i+1:]...)
+		}
+	}
+	return l
+}
+
+// finish completes o with msg or err unless it was canceled; it reports
+// whether it did. Requires q.mu; the caller calls o.done after unlocking.
+func (o *op) finishLocked() bool {
+	if o.state == opDone {
+		return false
+	}
+	o.state = opDone
+	return true
+}
+
+// TrySend defers: a publish takes a round trip.
+func (q *Queue) TrySend(msg []byte) error {
+	if err := q.sendRefusal(msg); err != nil {
+		return err
+	}
+	return channels.ErrDeferred
+}
+
+// sendRefusal is why msg cannot be sent at all, or nil.
+func (q *Queue) sendRefusal(msg []byte) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	switch {
+	case len(msg) == 0:
+		return channels.ErrEmptyMessage
+	case q.closed:
+		return channels.ErrClosed
+	case q.rec.HungUp:
+		return channels.ErrHungUp
+	}
+	return nil
+}
+
+// TryReceive defers, but for a closed queue.
+func (q *Queue) TryReceive() ([]byte, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed {
+		return nil, io.EOF
+	}
+	return nil, channels.ErrDeferred
+}
+
+// Send publishes msg to the stream, with a message ID of its own so that
+// retries after a lost acknowledgement are stored once, and completes op
+// when the stream has stored it. When the stream is full it waits for
+// room (if wait) and retries; while NATS does not answer it retries for
+// the configured timeout, then fails with ErrUnavailable (if !wait: with
+// ErrWouldBlock at once).
+func (q *Queue) Send(o channels.Op, msg []byte, wait bool) {
+	p := o.(*op)
+	q.mu.Lock()
+	if p.state != opNew {
+		q.mu.Unlock()
+		return // canceled before it started
+	}
+	p.state = opBusy
+	q.publishing++
+	q.mu.Unlock()
+	go q.publish(p, msg, wait)
+}
+
+func (q *Queue) publish(p *op, msg []byte, wait bool) {
+	m := &nats.Msg{Subject: q.subject, Data: msg}
+	id := nuid.Next()
+	deadline := time.Now().Add(q.ns.cfg.Timeout)
+	for {
+		if err := q.sendRefusal(msg); err != nil {
+			q.sendDone(p, err)
+			return
+		}
+		if !q.ns.Connected() {
+			if !wait {
+				q.sendDone(p, fmt.Errorf("NATS disconnected: %w", channels.ErrWouldBlock))
+				return
+			}
+			if time.Now().After(deadline) {
+				q.sendDone(p, fmt.Errorf("send: no NATS connection for %v: %w", q.ns.cfg.Timeout, ErrUnavailable))
+				return
+			}
+			if !q.waitRoom(p, 50*time.Millisecond) {
+				return // canceled
+			}
+			continue
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		ack, err := q.ns.js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(q.stream))
+		cancel()
+		switch {
+		case err == nil:
+			q.mu.Lock()
+			if ack.Sequence > q.state.LastSeq {
+				q.state.LastSeq = ack.Sequence
+			}
+			q.mu.Unlock()
+			q.announce()
+			q.sendDone(p, nil)
+			return
+		case isFull(err):
+			if !wait {
+				q.sendDone(p, fmt.Errorf("stream full: %w", channels.ErrWouldBlock))
+				return
+			}
+			if !q.waitRoom(p, time.Second) {
+				return
+			}
+			deadline = time.Now().Add(q.ns.cfg.Timeout) // waiting for room is not NATS's fault
+		case errors.Is(err, jetstream.ErrStreamNotFound) || isNotFound(err):
+			q.sendDone(p, fmt.Errorf("send: the channel's stream is gone: %w", channels.ErrClosed))
+			return
+		case isUnavailable(err):
+			if !wait {
+				q.sendDone(p, fmt.Errorf("NATS unavailable (%v): %w", err, channels.ErrWouldBlock))
+				return
+			}
+			if time.Now().After(deadline) {
+				q.sendDone(p, fmt.Errorf("send: %w: %w", ErrUnavailable, err))
+				return
+			}
+			if !q.waitRoom(p, 50*time.Millisecond) {
+				return
+			}
+		default:
+			q.sendDone(p, fmt.Errorf("send: %w", err))
+			return
+		}
+	}
+}
+
+// isFull reports whether a publish failed on the stream's limits (discard
+// new): JetStream's "maximum messages/bytes exceeded".
+func isFull(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum") &&
+		(strings.Contains(apiErr.Description, "messages") || strings.Contains(apiErr.Description, "bytes"))
+}
+
+func isNotFound(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamNotFound
+}
+
+// waitRoom parks a send (cancelable) until the stream may have room, for
+// at most d; it reports false if the send was canceled meanwhile.
+func (q *Queue) waitRoom(p *op, d time.Duration) bool {
+	q.mu.Lock()
+	if p.state == opDone {
+		q.publishing--
+		q.mu.Unlock()
+		return false
+	}
+	p.state = opWaiting
+	q.publishing--
+	q.roomWait = append(q.roomWait, p)
+	q.wantEventsLocked()
+	q.mu.Unlock()
+
+	t := time.NewTimer(d)
+	select {
+	case <-p.wake:
+	case <-t.C:
+	}
+	t.Stop()
+
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if p.state == opDone {
+		return false
+	}
+	q.roomWait = remove(q.roomWait, p)
+	p.state = opBusy
+	q.publishing++
+	q.wantEventsLocked()
+	return true
+}
+
+// wakeRoomLocked lets the oldest waiting send retry. Requires q.mu.
+func (q *Queue) wakeRoomLocked() {
+	if len(q.roomWait) > 0 {
+		select {
+		case q.roomWait[0].wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sendDone completes a send.
+func (q *Queue) sendDone(p *op, err error) {
+	q.mu.Lock()
+	q.publishing--
+	ok := p.finishLocked()
+	if err == nil {
+		q.wakeRoomLocked() // there may be room for the next too
+	}
+	q.mu.Unlock()
+	if ok {
+		p.done(nil, err)
+	}
+}
+
+// Receive takes the next message for op: it waits in line with this
+// daemon's other blocked receives (and, through the consumer, with every
+// other daemon's) if wait, else asks once for a message there now.
+func (q *Queue) Receive(o channels.Op, wait bool) {
+	p := o.(*op)
+	q.mu.Lock()
+	if p.state != opNew {
+		q.mu.Unlock()
+		return
+	}
+	if q.closed {
+		p.state = opDone
+		q.mu.Unlock()
+		p.done(nil, io.EOF)
+		return
+	}
+	if !wait {
+		p.state = opBusy
+		q.mu.Unlock()
+		go q.receiveNow(p)
+		return
+	}
+	p.state = opWaiting
+	q.receivers = append(q.receivers, p)
+	hungUp := q.rec.HungUp
+	q.askLocked()
+	q.wantEventsLocked()
+	q.mu.Unlock()
+	if hungUp {
+		q.refresh() // end of file if drained
+	}
+}
+
+// receiveNow is a receive that does not wait: one message if the
+// consumer has one to give now.
+func (q *Queue) receiveNow(p *op) {
+	var msg jetstream.Msg
+	cons, err := q.consumer()
+	if err == nil {
+		var batch jetstream.MessageBatch
+		if batch, err = cons.FetchNoWait(1); err == nil {
+			for m := range batch.Messages() {
+				msg = m
+			}
+		}
+	}
+	q.mu.Lock()
+	p.state = opWaiting // so that finishLocked completes it
+	switch {
+	case msg != nil && len(msg.Data()) > 0:
+		q.inHand[&msg.Data()[0]] = msg
+		q.mu.Unlock()
+		q.complete(p, msg.Data(), nil)
+		return
+	case msg != nil: // empty: not ipcfs's; it would read as end of file
+		q.mu.Unlock()
+		msg.Ack()
+		q.complete(p, nil, channels.ErrWouldBlock)
+		return
+	case q.closed || q.rec.HungUp && q.drainedLocked():
+		q.mu.Unlock()
+		q.complete(p, nil, io.EOF)
+		return
+	}
+	q.mu.Unlock()
+	q.complete(p, nil, channels.ErrWouldBlock)
+}
+
+// complete finishes p unless canceled.
+func (q *Queue) complete(p *op, msg []byte, err error) {
+	q.mu.Lock()
+	ok := p.finishLocked()
+	if !ok && msg != nil {
+		m := q.inHand[&msg[0]]
+		delete(q.inHand, &msg[0])
+		q.mu.Unlock()
+		if m != nil {
+			m.Nak()
+		}
+		return
+	}
+	q.mu.Unlock()
+	if ok {
+		p.done(msg, err)
+	}
+}
+
+// drainedLocked reports whether the stream held no message when last
+// read, and was read since the record last changed. Requires q.mu.
+func (q *Queue) drainedLocked() bool {
+	return !q.stateAt.IsZero() && q.state.Msgs == 0
+}
+
+// consumer returns the channel's consumer, looking it up the first time.
+func (q *Queue) consumer() (jetstream.Consumer, error) {
+	q.mu.Lock()
+	c := q.cons
+	q.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	ctx, cancel := q.ns.ctx()
+	defer cancel()
+	c, err := q.ns.js.Consumer(ctx, q.stream, consumerName)
+	if err != nil {
+		return nil, fmt.Errorf("the consumer of %s: %w", q.stream, q.ns.classify(err))
+	}
+	q.mu.Lock()
+	q.cons = c
+	q.mu.Unlock()
+	return c, nil
+}
+
+// askLocked asks the consumer for as many messages as there are blocked
+// receives beyond those already asked for. Requires q.mu.
+func (q *Queue) askLocked() {
+	if q.closed {
+		return
+	}
+	if n := len(q.receivers) - q.asked; n > 0 {
+		q.asked += n
+		go q.fetch(n)
+	}
+}
+
+// fetchWait is how long one pull request waits on the server; a daemon
+// that dies leaves it there that long at most. fetchHeartbeat lets a
+// pull notice a lost server sooner.
+const (
+	fetchWait      = 5 * time.Second
+	fetchHeartbeat = time.Second
+)
+
+// fetch pulls up to n messages and hands each to the oldest blocked
+// receive; one that came after its receive went away is given back
+// (NAK: redelivered at once, to whichever daemon asks).
+func (q *Queue) fetch(n int) {
+	for {
+		got, err := q.fetchOnce(n)
+		q.mu.Lock()
+		q.asked -= n - got
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return
+		}
+		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+			q.ns.log.Debug("pull from a channel's stream failed; retrying", "stream", q.stream, "err", err)
+			time.Sleep(100 * time.Millisecond) // the connection may come back: blocked reads wait on
+		}
+		q.mu.Lock()
+		hungUp := q.rec.HungUp
+		n = len(q.receivers) - q.asked
+		if n <= 0 {
+			q.mu.Unlock()
+			return
+		}
+		q.asked += n
+		q.mu.Unlock()
+		if hungUp {
+			q.refresh()
+		}
+	}
+}
+
+// fetchOnce makes one pull request of n messages and returns how many came.
+func (q *Queue) fetchOnce(n int) (int, error) {
+	cons, err := q.consumer()
+	if err != nil {
+		return 0, err
+	}
+	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait), jetstream.FetchHeartbeat(fetchHeartbeat))
+	if err != nil {
+		return 0, err
+	}
+	got := 0
+	for m := range batch.Messages() {
+		got++
+		q.mu.Lock()
+		q.asked--
+		q.mu.Unlock()
+		q.arrived(m)
+	}
+	return got, batch.Error()
+}
+
+// arrived hands a pulled message to the oldest blocked receive.
+func (q *Queue) arrived(m jetstream.Msg) {
+	data := m.Data()
+	if len(data) == 0 {
+		m.Ack() // not ipcfs's: it would read as end of file
+		return
+	}
+	q.mu.Lock()
+	for len(q.receivers) > 0 {
+		p := q.receivers[0]
+		q.receivers = q.receivers[1:]
+		if p.finishLocked() {
+			q.inHand[&data[0]] = m
+			q.wantEventsLocked()
+			q.mu.Unlock()
+			p.done(data, nil)
+			return
+		}
+	}
+	q.mu.Unlock()
+	m.Nak()
+}
+
+// Delivered acknowledges msg: its reader's READ was answered.
+func (q *Queue) Delivered(msg []byte) {
+	if len(msg) == 0 {
+		return
+	}
+	q.mu.Lock()
+	m := q.inHand[&msg[0]]
+	delete(q.inHand, &msg[0])
+	q.mu.Unlock()
+	if m == nil {
+		return
+	}
+	if err := m.Ack(); err != nil {
+		q.ns.log.Warn("acknowledging a delivered message failed; NATS will deliver it again", "stream", q.stream, "err", err)
+	}
+	q.announce()
+}
+
+// Done is a no-op: received messages are not charged to the mount's
+// memory budget (the queue's memory is the NATS servers').
+func (q *Queue) Done([]byte) {}
+
+// announce tells every daemon watching the channel that its stream
+// changed.
+func (q *Queue) announce() {
+	if err := q.ns.nc.Publish(q.events, nil); err != nil {
+		q.ns.log.Debug("announcing a change failed", "stream", q.stream, "err", err)
+	}
+}
+
+// pollWatch is a poller's interest in a Queue.
+type pollWatch struct {
+	q        *Queue
+	wake     func()
+	interest channels.Readiness // GUARDED_BY(q.mu)
+	stopped  bool               // GUARDED_BY(q.mu)
+}
+
+// NewPollWatch returns an unarmed watch calling wake.
+func (q *Queue) NewPollWatch(wake func()) channels.PollWatch {
+	return &pollWatch{q: q, wake: wake}
+}
+
+// Stop disarms the watch for good.
+func (w *pollWatch) Stop() {
+	q := w.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	w.stopped = true
+	if w.interest != 0 {
+		w.interest = 0
+		for i, a := range q.armed {
+			if a == w {
+				q.armed = append(q.armed[:i], q.armed[i+1:]...)
+				break
+			}
+		}
+	}
+	q.wantEventsLocked()
+}
+
+// Poll reports the readiness known from the stream's last state and arms
+// w for changes in interest (see channels.Channel.Poll). Arming a watch
+// starts listening for changes; the first listen reads the state afresh,
+// and wakes w if it differs from what this call reported.
+func (q *Queue) Poll(w channels.PollWatch, interest channels.Readiness) channels.Readiness {
+	pw, _ := w.(*pollWatch)
+	q.mu.Lock()
+	if pw != nil && !pw.stopped && interest != 0 {
+		if pw.interest == 0 {
+			q.armed = append(q.armed, pw)
+		}
+		pw.interest |= interest
+	}
+	listening := q.evSub != nil
+	q.wantEventsLocked()
+	r := q.readinessLocked()
+	q.ready = r
+	q.mu.Unlock()
+	if !listening || q.stale() {
+		q.refresh()
+	}
+	return r
+}
+
+// stale reports whether the stream's state is older than a poll may use
+// without reading it again.
+func (q *Queue) stale() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return time.Since(q.stateAt) > time.Second
+}
+
+// readinessLocked is the readiness from the last state. Requires q.mu.
+func (q *Queue) readinessLocked() channels.Readiness {
+	var r channels.Readiness
+	if q.closed {
+		return channels.Readable | channels.Writable | channels.HangUp
+	}
+	s, l := q.state, q.rec.Limits
+	if s.Msgs > 0 {
+		r |= channels.Readable
+	}
+	if q.rec.HungUp {
+		r |= channels.Writable // a send fails at once
+		if q.drainedLocked() {
+			r |= channels.Readable | channels.HangUp
+		}
+	} else if s.Msgs == 0 || int64(s.Msgs) < l.MaxMsgs && int64(s.Bytes) < l.MaxBytes {
+		r |= channels.Writable
+	}
+	return r
+}
+
+// wantEventsLocked listens for the channel's changes while something
+// local waits for one (an armed watch, a send waiting for room, a receive
+// waiting for end of file), and stops when nothing does. Requires q.mu.
+func (q *Queue) wantEventsLocked() {
+	want := !q.closed && (len(q.armed) > 0 || len(q.roomWait) > 0 || q.rec.HungUp && len(q.receivers) > 0)
+	switch {
+	case want && q.evSub == nil:
+		sub, err := q.ns.nc.Subscribe(q.events, func(*nats.Msg) { q.refresh() })
+		if err != nil {
+			q.ns.log.Debug("listening for a channel's changes failed", "stream", q.stream, "err", err)
+			return
+		}
+		q.evSub = sub
+		q.ticker = time.NewTicker(time.Second)
+		go q.tick(q.ticker)
+	case !want && q.evSub != nil:
+		q.evSub.Unsubscribe()
+		q.evSub = nil
+		q.ticker.Stop()
+		q.ticker = nil
+	}
+}
+
+// tick refreshes the state every second while t runs.
+func (q *Queue) tick(t *time.Ticker) {
+	for range t.C {
+		q.mu.Lock()
+		current := q.ticker == t
+		q.mu.Unlock()
+		if !current {
+			return
+		}
+		q.refresh()
+	}
+}
+
+// refresh reads the stream's state (one at a time: a request during one
+// in flight makes one more after it) and acts on it: watches whose
+// readiness came are woken, waiting sends retry, and blocked receives of
+// a hung-up, drained channel get end of file.
+func (q *Queue) refresh() {
+	q.mu.Lock()
+	if q.refreshing || q.closed {
+		q.again = true
+		q.mu.Unlock()
+		return
+	}
+	q.refreshing = true
+	q.mu.Unlock()
+	go q.refreshLoop()
+}
+
+func (q *Queue) refreshLoop() {
+	for {
+		st, err := q.readState()
+		q.mu.Lock()
+		if err == nil {
+			q.state, q.stateAt = st, time.Now()
+		}
+		r := q.readinessLocked()
+		changed := r &^ q.ready
+		q.ready = r
+		var wakes []*pollWatch
+		kept := q.armed[:0]
+		for _, w := range q.armed {
+			if w.interest&changed != 0 {
+				w.interest = 0
+				wakes = append(wakes, w)
+			} else {
+				kept = append(kept, w)
+			}
+		}
+		clear(q.armed[len(kept):])
+		q.armed = kept
+		if r&channels.Writable != 0 {
+			q.wakeRoomLocked()
+		}
+		var eof []*op
+		if q.rec.HungUp && q.drainedLocked() {
+			for _, p := range q.receivers {
+				if p.finishLocked() {
+					eof = append(eof, p)
+				}
+			}
+			q.receivers = nil
+		}
+		q.wantEventsLocked()
+		again := q.again
+		q.again = false
+		if !again {
+			q.refreshing = false
+		}
+		q.mu.Unlock()
+		for _, w := range wakes {
+			w.wake()
+		}
+		for _, p := range eof {
+			p.done(nil, io.EOF)
+		}
+		if !again {
+			return
+		}
+	}
+}
+
+// readState reads the stream's state from NATS.
+func (q *Queue) readState() (jetstream.StreamState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(q.ns.cfg.Timeout, 2*time.Second))
+	defer cancel()
+	s, err := q.ns.js.Stream(ctx, q.stream)
+	if err != nil {
+		return jetstream.StreamState{}, err
+	}
+	return s.CachedInfo().State, nil
+}
+
+// Opened counts an open handle.
+func (q *Queue) Opened(read, write bool) {
+	q.mu.Lock()
+	q.readers += b2i(read)
+	q.writers += b2i(write)
+	q.mu.Unlock()
+}
+
+// Released undoes Opened.
+func (q *Queue) Released(read, write, truncated bool) {
+	q.mu.Lock()
+	q.readers -= b2i(read)
+	q.writers -= b2i(write)
+	if truncated {
+		q.truncated++
+	}
+	q.mu.Unlock()
+}
+
+// CountTruncated counts one message whose remainder was discarded.
+func (q *Queue) CountTruncated() {
+	q.mu.Lock()
+	q.truncated++
+	q.mu.Unlock()
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Hangup hangs the channel up for every daemon (its record).
+func (q *Queue) Hangup() error { return q.setHungUp(true) }
+
+// Reopen undoes Hangup for every daemon.
+func (q *Queue) Reopen() error { return q.setHungUp(false) }
+
+func (q *Queue) setHungUp(h bool) error {
+	rec, err := q.ns.Update(q.name(), func(r *Record) error {
+		if r.ID != q.id {
+			return fmt.Errorf("the channel was replaced: %w", ErrNotFound)
+		}
+		r.HungUp = h
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	q.Apply(rec)
+	q.mu.Lock()
+	var fail []*op
+	if h {
+		fail = append(fail, q.roomWait...)
+		for _, p := range q.roomWait {
+			p.state = opDone
+		}
+		q.roomWait = nil
+	}
+	q.mu.Unlock()
+	for _, p := range fail {
+		p.done(nil, channels.ErrHungUp)
+	}
+	q.announce()
+	return nil
+}
+
+func (q *Queue) name() string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rec.Name
+}
+
+// Flush purges the stream (for every daemon) and counts what it discarded
+// in the record.
+func (q *Queue) Flush() (int, error) {
+	ctx, cancel := q.ns.ctx()
+	defer cancel()
+	s, err := q.ns.js.Stream(ctx, q.stream)
+	if err != nil {
+		return 0, fmt.Errorf("flush: %w", q.ns.classify(err))
+	}
+	before := s.CachedInfo().State.Msgs
+	if err := s.Purge(ctx); err != nil {
+		return 0, fmt.Errorf("flush: %w", q.ns.classify(err))
+	}
+	rec, err := q.ns.Update(q.name(), func(r *Record) error { r.Flushed += before; return nil })
+	if err == nil {
+		q.Apply(rec)
+	}
+	q.announce()
+	return int(before), err
+}
+
+// SetLimits sets the channel's capacity for every daemon.
+func (q *Queue) SetLimits(l channels.Limits) error {
+	if l.MaxBytes < 1 || l.MaxMsgs < 1 {
+		return fmt.Errorf("queue-bytes %d, queue-msgs %d: %w", l.MaxBytes, l.MaxMsgs, channels.ErrBadLimits)
+	}
+	rec, err := q.ns.SetLimits(q.name(), l)
+	if err != nil {
+		return err
+	}
+	q.Apply(rec)
+	q.announce()
+	return nil
+}
+
+// Close ends this daemon's side of the queue (the channel was removed, or
+// the daemon stops): blocked receives get end of file, waiting sends
+// ErrClosed. Queued messages stay in the stream (the channel's, not this
+// daemon's): it returns 0.
+func (q *Queue) Close() int {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return 0
+	}
+	q.closed = true
+	var eof, fail []*op
+	for _, p := range q.receivers {
+		if p.finishLocked() {
+			eof = append(eof, p)
+		}
+	}
+	for _, p := range q.roomWait {
+		if p.finishLocked() {
+			fail = append(fail, p)
+		}
+	}
+	q.receivers, q.roomWait = nil, nil
+	wakes := q.armed
+	q.armed = nil
+	q.wantEventsLocked()
+	q.mu.Unlock()
+	for _, p := range eof {
+		p.done(nil, io.EOF)
+	}
+	for _, p := range fail {
+		p.done(nil, channels.ErrClosed)
+	}
+	for _, w := range wakes {
+		w.wake()
+	}
+	return 0
+}
+
+// Stats reads the stream's state afresh (for at most a second; else the
+// last known) and combines it with this daemon's counters.
+func (q *Queue) Stats() channels.Stats {
+	if st, err := q.readState(); err == nil {
+		q.mu.Lock()
+		q.state, q.stateAt = st, time.Now()
+		q.mu.Unlock()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := q.state
+	received := int64(s.LastSeq) - int64(s.Msgs) - int64(q.rec.Flushed)
+	return channels.Stats{
+		Limits:         q.rec.Limits,
+		Messages:       int64(s.Msgs),
+		Bytes:          int64(s.Bytes),
+		Readers:        q.readers,
+		Writers:        q.writers,
+		BlockedReaders: int64(len(q.receivers)),
+		BlockedWriters: int64(len(q.roomWait)),
+		Sent:           s.LastSeq,
+		Received:       uint64(max(received, 0)),
+		Truncated:      q.truncated,
+		HungUp:         q.rec.HungUp,
+		Closed:         q.closed,
+	}
+}
