@@ -83,6 +83,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 		freeShm := s.removeLocked(c)
 		s.mu.Unlock()
 		s.finishRemove(c, freeShm)
+		go s.uncacheEntry(ev.Name) // the kernel would keep finding it for entryValid
 		s.log.Debug("channel removed by another daemon", "channel", ev.Name)
 		return
 	}
@@ -122,6 +123,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 	s.mu.Unlock()
 	if stale != nil {
 		s.finishRemove(stale, staleFree)
+		go s.uncacheEntry(rec.Name)
 	}
 	c.nats.Apply(rec)
 	if oldName != "" {

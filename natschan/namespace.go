@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -85,8 +86,11 @@ type Namespace struct {
 	js  jetstream.JetStream
 	kv  jetstream.KeyValue
 
-	mu     sync.Mutex
-	latest map[string]uint64 // GUARDED_BY(mu); newest revision applied per key (own changes included)
+	downSince atomic.Int64 // UnixNano when the connection was lost; 0 while connected
+
+	mu      sync.Mutex
+	latest  map[string]uint64 // GUARDED_BY(mu); newest revision applied per key (own changes included)
+	deletes map[string]int    // GUARDED_BY(mu); this daemon's deletes of a key whose watch event has not come
 }
 
 // Connect joins the deployment and makes the namespace bucket if missing.
@@ -110,7 +114,7 @@ func Connect(cfg Config) (*Namespace, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Namespace{cfg: cfg, log: log, latest: make(map[string]uint64)}
+	n := &Namespace{cfg: cfg, log: log, latest: make(map[string]uint64), deletes: make(map[string]int)}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.Timeout(cfg.Timeout),
@@ -121,9 +125,11 @@ func Connect(cfg Config) (*Namespace, error) {
 		// being sent after this daemon has told the writer it failed.
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.downSince.CompareAndSwap(0, time.Now().UnixNano())
 			log.Warn("NATS connection lost", "err", err)
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.downSince.Store(0)
 			log.Info("NATS connection back", "server", c.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { log.Debug("NATS connection closed") }),
@@ -171,6 +177,13 @@ func (n *Namespace) Close() { n.nc.Close() }
 
 // Connected reports whether the connection is up now.
 func (n *Namespace) Connected() bool { return n.nc.IsConnected() }
+
+// givenUp reports whether the connection has been down for the timeout:
+// from then on, writes that would wait for it fail at once.
+func (n *Namespace) givenUp() bool {
+	d := n.downSince.Load()
+	return d != 0 && !n.Connected() && time.Since(time.Unix(0, d)) >= n.cfg.Timeout
+}
 
 // Prefix is the prefix of the bucket, streams and subjects.
 func (n *Namespace) Prefix() string { return n.cfg.Prefix }
@@ -230,6 +243,39 @@ func (n *Namespace) note(key string, rev uint64) bool {
 		return false
 	}
 	n.latest[key] = rev
+	return true
+}
+
+// deleteKey deletes key (with opts), telling the watch that the delete
+// event to come is this daemon's own, already applied: a delete event
+// carries no revision this daemon could note beforehand, and applying its
+// own rename's delete after the rename would remove the renamed channel.
+func (n *Namespace) deleteKey(ctx context.Context, key string, opts ...jetstream.KVDeleteOpt) error {
+	n.mu.Lock()
+	n.deletes[key]++
+	n.mu.Unlock()
+	err := n.kv.Delete(ctx, key, opts...)
+	if err != nil {
+		n.mu.Lock()
+		if n.deletes[key]--; n.deletes[key] <= 0 {
+			delete(n.deletes, key)
+		}
+		n.mu.Unlock()
+	}
+	return err
+}
+
+// ownDelete reports whether a delete event of key is this daemon's own
+// (see deleteKey), and forgets it.
+func (n *Namespace) ownDelete(key string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.deletes[key] == 0 {
+		return false
+	}
+	if n.deletes[key]--; n.deletes[key] == 0 {
+		delete(n.deletes, key)
+	}
 	return true
 }
 
@@ -312,7 +358,7 @@ func (n *Namespace) Remove(name string) (discarded int, err error) {
 	ctx, cancel := n.ctx()
 	defer cancel()
 	key := EncodeName(name)
-	if err := n.kv.Delete(ctx, key, jetstream.LastRevision(rec.Revision)); err != nil {
+	if err := n.deleteKey(ctx, key, jetstream.LastRevision(rec.Revision)); err != nil {
 		return 0, fmt.Errorf("remove %q: %w", name, n.classify(err))
 	}
 	n.note(key, rec.Revision) // older puts of the key are stale from now on
@@ -346,11 +392,11 @@ func (n *Namespace) Rename(from, to string) error {
 		return fmt.Errorf("rename %q to %q: %w", from, to, n.classify(err))
 	}
 	n.note(newKey, rev)
-	if err := n.kv.Delete(ctx, oldKey, jetstream.LastRevision(rec.Revision)); err != nil {
+	if err := n.deleteKey(ctx, oldKey, jetstream.LastRevision(rec.Revision)); err != nil {
 		// Changed meanwhile: the new key is the channel now; drop the old
 		// one whatever it holds (it names the same stream).
 		n.log.Warn("rename: the old name changed meanwhile; removing it anyway", "from", from, "to", to, "err", err)
-		if err := n.kv.Delete(ctx, oldKey); err != nil {
+		if err := n.deleteKey(ctx, oldKey); err != nil {
 			return fmt.Errorf("rename %q to %q: removing the old name: %w", from, to, n.classify(err))
 		}
 	}
@@ -450,6 +496,9 @@ func (n *Namespace) deliver(e jetstream.KeyValueEntry, apply func(Event)) {
 		return
 	}
 	if e.Operation() != jetstream.KeyValuePut {
+		if n.ownDelete(e.Key()) {
+			return
+		}
 		apply(Event{Name: name, Removed: true})
 		return
 	}

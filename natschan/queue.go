@@ -48,7 +48,6 @@ type Queue struct {
 	inHand     map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
 	evSub      *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
 	ticker     *time.Ticker            // GUARDED_BY(mu); with evSub: a refresh now and then, in case an event was missed
-	ready      channels.Readiness      // GUARDED_BY(mu); as last computed
 	closed     bool                    // GUARDED_BY(mu)
 
 	readers, writers int64  // GUARDED_BY(mu)
@@ -216,7 +215,13 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			return
 		}
 		if !q.ns.Connected() {
+			if q.ns.givenUp() {
+				q.sendDone(p, fmt.Errorf("send: no NATS connection for %v: %w", q.ns.cfg.Timeout, ErrUnavailable))
+				return
+			}
 			if !wait {
+				// Poll says not writable until the connection is back, or
+				// has been down for the timeout: then this fails at once.
 				q.sendDone(p, fmt.Errorf("NATS disconnected: %w", channels.ErrWouldBlock))
 				return
 			}
@@ -229,20 +234,26 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			}
 			continue
 		}
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		ack, err := q.ns.js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(q.stream))
-		cancel()
+		var ack *jetstream.PubAck
+		err := errNoRoom
+		if q.hasRoom(len(msg)) {
+			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			ack, err = q.ns.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+			cancel()
+		}
 		switch {
 		case err == nil:
 			q.mu.Lock()
 			if ack.Sequence > q.state.LastSeq {
 				q.state.LastSeq = ack.Sequence
+				q.state.Msgs++
+				q.state.Bytes += uint64(len(msg)) + q.overhead()
 			}
 			q.mu.Unlock()
 			q.announce()
 			q.sendDone(p, nil)
 			return
-		case isFull(err):
+		case err == errNoRoom || isFull(err):
 			if !wait {
 				q.sendDone(p, fmt.Errorf("stream full: %w", channels.ErrWouldBlock))
 				return
@@ -271,6 +282,50 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			return
 		}
 	}
+}
+
+// errNoRoom: the queue holds queue-bytes already (hasRoom).
+var errNoRoom = errors.New("natschan: no room")
+
+// hasRoom reports whether a message of n bytes fits in queue-bytes: the
+// queue is empty, or its bytes and n fit. The stream's own byte limit is
+// queue-bytes plus one message (limitSlack), so the exact limit is
+// checked here, against the stream's state as this daemon last knew it
+// and, when that says no, as it is now. Writers on other daemons at the
+// same instant can so overshoot queue-bytes by a message each, never the
+// stream's limit.
+func (q *Queue) hasRoom(n int) bool {
+	if q.fits(n) {
+		return true
+	}
+	if st, err := q.readState(); err == nil {
+		q.mu.Lock()
+		q.state, q.stateAt = st, time.Now()
+		q.mu.Unlock()
+	}
+	return q.fits(n)
+}
+
+func (q *Queue) fits(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.state.Msgs == 0 || q.dataBytesLocked()+int64(n) <= q.rec.Limits.MaxBytes
+}
+
+// msgHeaderLen is the length of the header every publish carries: the
+// version line, Nats-Msg-Id (a NUID: 22 bytes) and the blank line.
+const msgHeaderLen = len("NATS/1.0\r\nNats-Msg-Id: \r\n\r\n") + 22
+
+// overhead is what JetStream's file storage counts in a stream's bytes
+// for each message besides its data: the record's length, sequence,
+// time, subject and header lengths (22 + 4), the subject, the header, and
+// a hash (8) (nats-server's fileStoreMsgSize).
+func (q *Queue) overhead() uint64 { return 22 + uint64(len(q.subject)) + 4 + uint64(msgHeaderLen) + 8 }
+
+// dataBytesLocked is the bytes of the queued messages' data, from the
+// stream's byte count. Requires q.mu.
+func (q *Queue) dataBytesLocked() int64 {
+	return max(int64(q.state.Bytes)-int64(q.state.Msgs*q.overhead()), 0)
 }
 
 // isFull reports whether a publish failed on the stream's limits (discard
@@ -568,6 +623,12 @@ func (q *Queue) Delivered(msg []byte) {
 	if err := m.Ack(); err != nil {
 		q.ns.log.Warn("acknowledging a delivered message failed; NATS will deliver it again", "stream", q.stream, "err", err)
 	}
+	q.mu.Lock()
+	if q.state.Msgs > 0 {
+		q.state.Msgs--
+		q.state.Bytes -= min(q.state.Bytes, uint64(len(msg))+q.overhead())
+	}
+	q.mu.Unlock()
 	q.announce()
 }
 
@@ -627,24 +688,25 @@ func (q *Queue) Poll(w channels.PollWatch, interest channels.Readiness) channels
 		}
 		pw.interest |= interest
 	}
-	listening := q.evSub != nil
+	// While listening, announcements keep the state fresh; otherwise it
+	// is read now (a round trip, bounded: poll must answer).
+	fresh := q.evSub != nil && time.Since(q.stateAt) < time.Second
 	q.wantEventsLocked()
-	r := q.readinessLocked()
-	q.ready = r
 	q.mu.Unlock()
-	if !listening || q.stale() {
-		q.refresh()
+	if !fresh && q.ns.Connected() {
+		if st, err := q.readStateWithin(pollStateWait); err == nil {
+			q.mu.Lock()
+			q.state, q.stateAt = st, time.Now()
+			q.mu.Unlock()
+		}
 	}
-	return r
-}
-
-// stale reports whether the stream's state is older than a poll may use
-// without reading it again.
-func (q *Queue) stale() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return time.Since(q.stateAt) > time.Second
+	return q.readinessLocked()
 }
+
+// pollStateWait bounds how long a poll waits for the stream's state.
+const pollStateWait = 250 * time.Millisecond
 
 // readinessLocked is the readiness from the last state. Requires q.mu.
 func (q *Queue) readinessLocked() channels.Readiness {
@@ -656,12 +718,19 @@ func (q *Queue) readinessLocked() channels.Readiness {
 	if s.Msgs > 0 {
 		r |= channels.Readable
 	}
-	if q.rec.HungUp {
-		r |= channels.Writable // a send fails at once
+	switch {
+	case q.rec.HungUp:
+		r |= channels.Writable // a send fails at once (EPIPE)
 		if q.drainedLocked() {
 			r |= channels.Readable | channels.HangUp
 		}
-	} else if s.Msgs == 0 || int64(s.Msgs) < l.MaxMsgs && int64(s.Bytes) < l.MaxBytes {
+	case q.ns.givenUp():
+		r |= channels.Writable // a send fails at once (EIO)
+	case !q.ns.Connected():
+		// A send would wait for the connection. (The ticker of an armed
+		// watch refreshes this: when the connection is back or given up,
+		// the watch wakes.)
+	case s.Msgs == 0 || int64(s.Msgs) < l.MaxMsgs && q.dataBytesLocked() < l.MaxBytes:
 		r |= channels.Writable
 	}
 	return r
@@ -727,12 +796,14 @@ func (q *Queue) refreshLoop() {
 			q.state, q.stateAt = st, time.Now()
 		}
 		r := q.readinessLocked()
-		changed := r &^ q.ready
-		q.ready = r
+		// Every ready watch is woken, not only those whose readiness just
+		// came: a refresh follows a change (a message published, one
+		// taken), and edge-triggered pollers (every Go program) wait for
+		// the next change after a read that found nothing.
 		var wakes []*pollWatch
 		kept := q.armed[:0]
 		for _, w := range q.armed {
-			if w.interest&changed != 0 {
+			if w.interest&r != 0 {
 				w.interest = 0
 				wakes = append(wakes, w)
 			} else {
@@ -774,7 +845,11 @@ func (q *Queue) refreshLoop() {
 
 // readState reads the stream's state from NATS.
 func (q *Queue) readState() (jetstream.StreamState, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), min(q.ns.cfg.Timeout, 2*time.Second))
+	return q.readStateWithin(min(q.ns.cfg.Timeout, 2*time.Second))
+}
+
+func (q *Queue) readStateWithin(d time.Duration) (jetstream.StreamState, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	s, err := q.ns.js.Stream(ctx, q.stream)
 	if err != nil {
@@ -946,7 +1021,7 @@ func (q *Queue) Stats() channels.Stats {
 	return channels.Stats{
 		Limits:         q.rec.Limits,
 		Messages:       int64(s.Msgs),
-		Bytes:          int64(s.Bytes),
+		Bytes:          q.dataBytesLocked(),
 		Readers:        q.readers,
 		Writers:        q.writers,
 		BlockedReaders: int64(len(q.receivers)),

@@ -43,6 +43,9 @@ func StartServer(cfg ServerConfig) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natschan: --nats-serve %q: bad port", cfg.Listen)
 	}
+	if port == 0 {
+		port = -1 // any free port (nats-server's 0 would be its default, 4222)
+	}
 	s := &Server{}
 	store := cfg.StoreDir
 	if store == "" {

@@ -9,6 +9,9 @@
 //	goclient readall PATH        read messages until end of file
 //	goclient write PATH MSG...   write each MSG as one message
 //	goclient seq PATH PREFIX N   write N messages PREFIX-000000 … PREFIX-N-1
+//	goclient seqkeep PATH PREFIX N
+//	                             the same, going on after a failed write: it
+//	                             prints "failed MSG: ERROR" for each
 //	goclient pollread PATH       read one message as os.File.Read does, printing
 //	                             each event on a line: "read-eagain" for each read
 //	                             that found nothing (the goroutine then waits in
@@ -54,9 +57,9 @@ func run(args []string) error {
 		return write(path, args[2:])
 	case "pollread":
 		return pollRead(path)
-	case "seq":
+	case "seq", "seqkeep":
 		if len(args) != 4 {
-			return errors.New("usage: goclient seq PATH PREFIX N")
+			return errors.New("usage: goclient seq|seqkeep PATH PREFIX N")
 		}
 		n, err := strconv.Atoi(args[3])
 		if err != nil {
@@ -65,6 +68,9 @@ func run(args []string) error {
 		msgs := make([]string, n)
 		for i := range msgs {
 			msgs[i] = fmt.Sprintf("%s-%06d", args[2], i)
+		}
+		if cmd == "seqkeep" {
+			return writeKeepGoing(path, msgs)
 		}
 		return write(path, msgs)
 	}
@@ -104,6 +110,20 @@ func write(path string, msgs []string) error {
 		if _, err := f.Write([]byte(m)); err != nil {
 			f.Close()
 			return fmt.Errorf("message %d: %w", i, err)
+		}
+	}
+	return f.Close()
+}
+
+// writeKeepGoing writes each message, reporting the failed ones.
+func writeKeepGoing(path string, msgs []string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if _, err := f.Write([]byte(m)); err != nil {
+			fmt.Printf("failed %s: %v\n", m, err)
 		}
 	}
 	return f.Close()

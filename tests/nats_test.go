@@ -1,0 +1,642 @@
+package tests
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// natsServeFlags mount a daemon whose channels live in the JetStream
+// server it embeds (any free port, a temporary store).
+var natsServeFlags = []string{"--nats-serve", "127.0.0.1:0"}
+
+// The local suites' client idioms (shell, coreutils, busybox, C, Go,
+// Python, io_uring, AIO, signals), run against a NATS-backed mount.
+func TestNATSMsg(t *testing.T)     { runMounted(t, msgTests, natsServeFlags...) }
+func TestNATSPython(t *testing.T)  { runMounted(t, pythonTests, natsServeFlags...) }
+func TestNATSReaders(t *testing.T) { runMounted(t, readersTests, natsServeFlags...) }
+func TestNATSStuck(t *testing.T)   { runMounted(t, stuckTests, natsServeFlags...) }
+
+// natsServer is a JetStream server run by the test process itself (the
+// library, as the daemons embed it): the test can stop and restart it.
+type natsServer struct {
+	t     *testing.T
+	opts  server.Options
+	srv   *server.Server
+	store string
+}
+
+// startNATS starts a JetStream server on a free loopback port.
+func startNATS(t *testing.T) *natsServer {
+	t.Helper()
+	n := &natsServer{t: t, store: t.TempDir()}
+	n.opts = server.Options{
+		ServerName: "test-" + strconv.Itoa(freePort(t)),
+		Host:       "127.0.0.1",
+		Port:       freePort(t),
+		JetStream:  true,
+		StoreDir:   n.store,
+		MaxPayload: 8 << 20,
+		NoSigs:     true,
+		NoLog:      true,
+	}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// start (re)starts the server with its options, on the same port and store.
+func (n *natsServer) start() {
+	n.t.Helper()
+	opts := n.opts
+	srv, err := server.NewServer(&opts)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(hangTimeout) {
+		n.t.Fatal("the NATS server did not start")
+	}
+	n.srv = srv
+}
+
+// stop shuts the server down (a no-op if stopped).
+func (n *natsServer) stop() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
+
+// freePort returns a loopback TCP port free now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// twoDaemons mounts two daemons joined to url with the same prefix, as two
+// hosts would be.
+func twoDaemons(t *testing.T, url string, flags ...string) (a, b *daemon) {
+	t.Helper()
+	prefix := fmt.Sprintf("t%d", time.Now().UnixNano()%1e9)
+	f := append([]string{"--nats", url, "--nats-prefix", prefix}, flags...)
+	return mount(t, f...), mount(t, f...)
+}
+
+// eventually polls cond until it holds, failing with what after hangTimeout.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangTimeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// listed reports whether name is in the directory listing of dir.
+func listed(dir, name string) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		if e.Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
+func TestNATSTwoDaemons(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	tests := map[string]func(t *testing.T, a, b *daemon){
+		"namespace: mkdir, chmod, chown, mv, rmdir everywhere": testNATSNamespace,
+		"names that are not subject tokens":                    testNATSNames,
+		"messages cross, each once, in order":                  testNATSCross,
+		"4 writers x 1000 across both mounts":                  testNATSMany,
+		"hangup, flush and capacity are the channel's":         testNATSSettings,
+	}
+	for name, test := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			a, b := twoDaemons(t, ns.url())
+			test(t, a, b)
+		})
+	}
+}
+
+func testNATSNamespace(t *testing.T, a, b *daemon) {
+	chA := a.channel("foo")
+	chB := filepath.Join(b.mnt, "foo")
+	// A lookup of a name B does not know asks the namespace: at once.
+	if _, err := os.Stat(chB); err != nil {
+		t.Fatalf("stat on the other mount right after mkdir: %v", err)
+	}
+	eventually(t, "foo listed on the other mount", func() bool { return listed(b.mnt, "foo") })
+	if err := os.Mkdir(chB, 0o777); !os.IsExist(err) {
+		t.Errorf("mkdir of a name made on the other mount: %v, want EEXIST", err)
+	}
+
+	if err := os.Chmod(chA, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "mode 0750 on the other mount", func() bool {
+		fi, err := os.Stat(chB)
+		return err == nil && fi.Mode().Perm() == 0o750
+	})
+	if err := os.Chown(chB, 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "owner 1234:5678 on the first mount", func() bool {
+		var st syscall.Stat_t
+		return syscall.Stat(filepath.Join(chA, "msg"), &st) == nil && st.Uid == 1234 && st.Gid == 5678
+	})
+
+	if err := os.Rename(chA, filepath.Join(a.mnt, "bar")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rename on the other mount", func() bool {
+		return listed(b.mnt, "bar") && !listed(b.mnt, "foo")
+	})
+	if _, err := os.Stat(chB); !os.IsNotExist(err) {
+		t.Errorf("old name on the other mount after mv: %v, want ENOENT", err)
+	}
+	// The channel kept its queue through the rename.
+	if err := os.WriteFile(filepath.Join(a.mnt, "bar", "msg"), []byte("kept"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, bins.goclient, "read", filepath.Join(b.mnt, "bar", "msg"), "1"); got != "\"kept\"\n" {
+		t.Errorf("read after mv on the other mount: %q", got)
+	}
+
+	if err := os.Remove(filepath.Join(b.mnt, "bar")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the rmdir on the first mount", func() bool { return !listed(a.mnt, "bar") })
+	if _, err := os.Stat(filepath.Join(a.mnt, "bar")); !os.IsNotExist(err) {
+		t.Errorf("stat after rmdir on the other mount: %v, want ENOENT", err)
+	}
+}
+
+// Names with dots, spaces, unicode, * and > are encoded in the bucket.
+func testNATSNames(t *testing.T, a, b *daemon) {
+	for i, name := range []string{"a.b", "with space", "ünïcødé", "*", ">", ".hidden", "a=2Eb"} {
+		a.channel(name)
+		msg := fmt.Sprintf("m%d", i)
+		if err := os.WriteFile(filepath.Join(a.mnt, name, "msg"), []byte(msg), 0); err != nil {
+			t.Fatalf("%q: %v", name, err)
+		}
+		if got := run(t, bins.goclient, "read", filepath.Join(b.mnt, name, "msg"), "1"); got != strconv.Quote(msg)+"\n" {
+			t.Errorf("%q: read %q on the other mount", name, got)
+		}
+	}
+	eventually(t, "every name listed on the other mount", func() bool {
+		ents, _ := os.ReadDir(b.mnt)
+		return len(ents) == 7
+	})
+	if listed(b.mnt, "a.b") && listed(b.mnt, "a=2Eb") {
+		return
+	}
+	t.Errorf("two names that encode alike were confused")
+}
+
+func testNATSCross(t *testing.T, a, b *daemon) {
+	a.channel("x")
+	for _, dir := range []struct{ from, to *daemon }{{a, b}, {b, a}} {
+		to := filepath.Join(dir.to.mnt, "x", "msg")
+		// The reader waits first: its pull is in place before the writes.
+		r := exec.Command(bins.goclient, "read", to, "200")
+		var out strings.Builder
+		r.Stdout, r.Stderr = &out, os.Stderr
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		run(t, bins.goclient, "seq", filepath.Join(dir.from.mnt, "x", "msg"), "w", "200")
+		if err := waitTimeout(r); err != nil {
+			t.Fatalf("reader: %v", err)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		for i, l := range lines {
+			if want := strconv.Quote(fmt.Sprintf("w-%06d", i)); l != want {
+				t.Fatalf("message %d read %s, want %s", i, l, want)
+			}
+		}
+	}
+	st := readStatus(t, filepath.Join(b.mnt, "x"))
+	if st["sent"] != "400" || st["received"] != "400" || st["messages"] != "0" {
+		t.Errorf("status on one mount after 400 messages through both: %v", st)
+	}
+}
+
+func testNATSMany(t *testing.T, a, b *daemon) {
+	a.channel("many")
+	writeCtl(t, filepath.Join(a.mnt, "many"), "queue-msgs 64")
+	const writers, each = 4, 1000
+	mounts := []*daemon{a, b}
+	var readers []*exec.Cmd
+	outs := make([]strings.Builder, 4)
+	for i := range 4 {
+		r := exec.Command(bins.goclient, "readall", filepath.Join(mounts[i%2].mnt, "many", "msg"))
+		r.Stdout, r.Stderr = &outs[i], os.Stderr
+		if err := r.Start(); err != nil {
+			t.Fatal(err)
+		}
+		readers = append(readers, r)
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			run(t, bins.goclient, "seq", filepath.Join(mounts[w%2].mnt, "many", "msg"), fmt.Sprintf("w%d", w), strconv.Itoa(each))
+		})
+	}
+	wg.Wait()
+	writeCtl(t, filepath.Join(b.mnt, "many"), "hangup")
+	seen := map[string]int{}
+	for i, r := range readers {
+		if err := waitTimeout(r); err != nil {
+			t.Fatalf("reader %d: %v", i, err)
+		}
+		last := map[string]int{}
+		for _, l := range strings.Split(strings.TrimSpace(outs[i].String()), "\n") {
+			if l == "" {
+				continue
+			}
+			m, err := strconv.Unquote(l)
+			if err != nil {
+				t.Fatalf("reader %d: bad line %q", i, l)
+			}
+			seen[m]++
+			w, seq, _ := strings.Cut(m, "-")
+			n, _ := strconv.Atoi(seq)
+			if p, ok := last[w]; ok && n <= p {
+				t.Errorf("reader %d got %s after %s-%06d: a writer's order broken", i, m, w, p)
+			}
+			last[w] = n
+		}
+	}
+	lost, dup := 0, 0
+	for w := range writers {
+		for i := range each {
+			switch n := seen[fmt.Sprintf("w%d-%06d", w, i)]; {
+			case n == 0:
+				lost++
+			case n > 1:
+				dup++
+			}
+		}
+	}
+	if lost != 0 || dup != 0 || len(seen) != writers*each {
+		t.Errorf("%d lost, %d duplicated, %d distinct of %d", lost, dup, len(seen), writers*each)
+	}
+}
+
+func testNATSSettings(t *testing.T, a, b *daemon) {
+	chA := a.channel("s")
+	chB := filepath.Join(b.mnt, "s")
+	writeCtl(t, chA, "queue-msgs 2")
+	eventually(t, "queue-msgs 2 on the other mount", func() bool {
+		ctl, _ := os.ReadFile(filepath.Join(chB, "ctl"))
+		return strings.Contains(string(ctl), "queue-msgs 2\n")
+	})
+	for i := range 2 {
+		if err := os.WriteFile(filepath.Join(chB, "msg"), []byte{'0' + byte(i)}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Full for every daemon: a non-blocking write on A gets EAGAIN.
+	f, err := os.OpenFile(filepath.Join(chA, "msg"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := f.SyscallConn()
+	var werr error
+	rc.Write(func(fd uintptr) bool { _, werr = syscall.Write(int(fd), []byte("x")); return true })
+	f.Close()
+	if werr != syscall.EAGAIN {
+		t.Errorf("non-blocking write to a queue filled on the other mount: %v, want EAGAIN", werr)
+	}
+	if st := readStatus(t, chA); st["messages"] != "2" || st["bytes"] != "2" {
+		t.Errorf("status on A of a queue filled on B: %v", st)
+	}
+	writeCtl(t, chA, "flush")
+	if st := readStatus(t, chB); st["messages"] != "0" || st["sent"] != "2" || st["received"] != "0" {
+		t.Errorf("status on B after a flush on A: %v", st)
+	}
+	// A hangup on B: A's blocked reader reads end of file.
+	r := exec.Command("cat", filepath.Join(chA, "msg")) // blocking reads
+	r.Stderr = os.Stderr
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, chA, "blocked_readers", "1")
+	writeCtl(t, chB, "hangup")
+	if err := waitTimeout(r); err != nil {
+		t.Fatalf("reader after hangup on the other mount: %v", err)
+	}
+	eventually(t, "hungup on A", func() bool { return readStatus(t, chA)["hungup"] == "true" })
+	if err := os.WriteFile(filepath.Join(chA, "msg"), []byte("late"), 0); !errorIs(err, syscall.EPIPE) {
+		t.Errorf("write on A after hangup on B: %v, want EPIPE", err)
+	}
+	writeCtl(t, chA, "reopen")
+	if err := os.WriteFile(filepath.Join(chB, "msg"), []byte("again"), 0); err != nil {
+		t.Errorf("write on B after reopen on A: %v", err)
+	}
+}
+
+// errorIs reports whether err wraps errno.
+func errorIs(err error, errno syscall.Errno) bool {
+	pe, ok := err.(*os.PathError)
+	return ok && pe.Err == errno
+}
+
+// A daemon killed while it held a message its reader had not been given
+// yet: the other daemon's reader gets the message, once.
+func TestNATSDaemonKilledHoldingMessage(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	a, b := twoDaemons(t, ns.url(), "--nats-ack-wait", "2s")
+	chA := a.channel("k")
+	chB := filepath.Join(b.mnt, "k")
+	// A's reader blocks: A's pull waits on the server, first in line.
+	ra := exec.Command("head", "-n1", filepath.Join(chA, "msg")) // a blocking read
+	var outA strings.Builder
+	ra.Stdout = &outA
+	if err := ra.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, chA, "blocked_readers", "1")
+	// Stopped, A cannot answer its reader: the message the server sends
+	// to A's pull stays in A's socket, unacknowledged.
+	if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(chB, "msg"), []byte("precious\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until the stream shows it delivered but not acknowledged: the
+	// status of B reads the stream (messages still 1, held by A).
+	time.Sleep(200 * time.Millisecond)
+	a.signal(syscall.SIGKILL)
+	ra.Process.Kill()
+	waitTimeout(ra)
+	if outA.Len() != 0 {
+		t.Fatalf("A's reader got %q before A was killed: the test did not hold the message in A", outA.String())
+	}
+	got := run(t, "head", "-n1", filepath.Join(chB, "msg"))
+	if got != "precious\n" {
+		t.Errorf("B's reader got %q, want the message A held", got)
+	}
+	if st := readStatus(t, chB); st["messages"] != "0" {
+		t.Errorf("after redelivery: %v", st)
+	}
+}
+
+// The namespace, settings and queued messages of an embedded server with
+// a store survive SIGKILL of the daemon.
+func TestNATSStoreSurvivesKill(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	store := t.TempDir()
+	flags := []string{"--nats-serve", "127.0.0.1:0", "--nats-store", store}
+	d := mount(t, flags...)
+	ch := d.channel("keep")
+	if err := os.Chmod(ch, 0o704); err != nil {
+		t.Fatal(err)
+	}
+	writeCtl(t, ch, "queue-msgs 7")
+	run(t, bins.goclient, "seq", filepath.Join(ch, "msg"), "k", "3")
+	if err := d.signal(syscall.SIGKILL); err != nil {
+		t.Logf("SIGKILL: %v", err)
+	}
+	runErr("fusermount3", "-u", "-z", d.mnt)
+
+	d2 := mount(t, flags...)
+	ch2 := filepath.Join(d2.mnt, "keep")
+	fi, err := os.Stat(ch2)
+	if err != nil {
+		t.Fatalf("the channel after a restart: %v", err)
+	}
+	if fi.Mode().Perm() != 0o704 {
+		t.Errorf("mode after a restart: %v", fi.Mode())
+	}
+	if ctl, _ := os.ReadFile(filepath.Join(ch2, "ctl")); !strings.Contains(string(ctl), "queue-msgs 7\n") {
+		t.Errorf("ctl after a restart: %q", ctl)
+	}
+	if got := run(t, bins.goclient, "read", filepath.Join(ch2, "msg"), "3"); got != "\"k-000000\"\n\"k-000001\"\n\"k-000002\"\n" {
+		t.Errorf("messages after a restart: %q", got)
+	}
+}
+
+// The connection lost and back: a blocked reader waits on and gets what
+// is written after; a write while NATS is away fails with EIO after
+// --nats-timeout (EAGAIN at once with O_NONBLOCK); the log says both.
+func TestNATSConnectionLoss(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	d := mount(t, "--nats", ns.url(), "--nats-timeout", "2s")
+	ch := d.channel("c")
+	r := exec.Command("head", "-n1", filepath.Join(ch, "msg")) // a blocking read
+	var out strings.Builder
+	r.Stdout, r.Stderr = &out, os.Stderr
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, ch, "blocked_readers", "1")
+	ns.stop()
+	d.waitLog(func(r map[string]any) bool { return r["msg"] == "NATS connection lost" })
+
+	// Non-blocking, before the timeout: EAGAIN at once (poll says not
+	// writable until the connection is back or given up).
+	f, err := os.OpenFile(filepath.Join(ch, "msg"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, _ := f.SyscallConn()
+	var werr error
+	rc.Write(func(fd uintptr) bool { _, werr = syscall.Write(int(fd), []byte("x")); return true })
+	f.Close()
+	if werr != syscall.EAGAIN {
+		t.Errorf("non-blocking write while NATS is down: %v, want EAGAIN", werr)
+	}
+	// A Go program's write (non-blocking, waiting in epoll) and any
+	// blocking one: EIO once the connection has been down --nats-timeout.
+	err = os.WriteFile(filepath.Join(ch, "msg"), []byte("lost?"), 0)
+	if !errorIs(err, syscall.EIO) {
+		t.Errorf("write while NATS is down: %v, want EIO", err)
+	}
+
+	if state := procState(t, r.Process.Pid); state == "D" {
+		t.Errorf("the blocked reader is in state D while NATS is down")
+	}
+
+	ns.start()
+	d.waitLog(func(r map[string]any) bool { return r["msg"] == "NATS connection back" })
+	eventually(t, "a write once NATS is back", func() bool {
+		return os.WriteFile(filepath.Join(ch, "msg"), []byte("after\n"), 0) == nil
+	})
+	if err := waitTimeout(r); err != nil {
+		t.Fatalf("the blocked reader after NATS came back: %v", err)
+	}
+	// The failed writes were not stored: the reader gets the first that
+	// succeeded.
+	if out.String() != "after\n" {
+		t.Errorf("the blocked reader got %q, want \"after\"", out.String())
+	}
+}
+
+// waitJetStream waits until JetStream answers at url (a cluster has
+// elected its meta leader).
+func waitJetStream(t *testing.T, url string) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "JetStream ready", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	})
+}
+
+// A 3-server JetStream cluster on loopback, replicas 3: one server is
+// stopped while messages flow; every write that succeeded is read, and
+// the channel keeps working.
+func TestNATSCluster(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	clusterPorts := []int{freePort(t), freePort(t), freePort(t)}
+	var servers []*natsServer
+	var urls []string
+	for i := range 3 {
+		n := &natsServer{t: t, store: t.TempDir()}
+		var routes []string
+		for j, p := range clusterPorts {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+			}
+		}
+		n.opts = server.Options{
+			ServerName: fmt.Sprintf("n%d", i),
+			Host:       "127.0.0.1",
+			Port:       freePort(t),
+			JetStream:  true,
+			StoreDir:   n.store,
+			MaxPayload: 8 << 20,
+			NoSigs:     true,
+			NoLog:      true,
+			Cluster:    server.ClusterOpts{Name: "ipcfs-test", Host: "127.0.0.1", Port: clusterPorts[i]},
+			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
+		}
+		servers = append(servers, n)
+		urls = append(urls, n.url())
+	}
+	var wg sync.WaitGroup
+	for _, n := range servers {
+		wg.Go(n.start)
+		t.Cleanup(n.stop)
+	}
+	wg.Wait()
+	waitJetStream(t, urls[0])
+	// Daemon A connects to server 0 first, B to server 1.
+	flags := []string{"--nats-prefix", "cl", "--nats-replicas", "3", "--nats-timeout", "30s"}
+	a := mount(t, append([]string{"--nats", strings.Join(append([]string{urls[0]}, urls...), ",")}, flags...)...)
+	b := mount(t, append([]string{"--nats", strings.Join(append([]string{urls[1]}, urls...), ",")}, flags...)...)
+	chA := a.channel("cl")
+	chB := filepath.Join(b.mnt, "cl")
+	const total = 3000
+	r := exec.Command(bins.goclient, "readall", filepath.Join(chB, "msg"))
+	var out strings.Builder
+	r.Stdout, r.Stderr = &out, os.Stderr
+	if err := r.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := exec.Command(bins.goclient, "seqkeep", filepath.Join(chA, "msg"), "c", strconv.Itoa(total))
+	var failed strings.Builder
+	w.Stdout, w.Stderr = &failed, os.Stderr
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Mid-stream, the server A is connected to goes.
+	eventually(t, "a third of the messages sent", func() bool {
+		sent, _ := strconv.Atoi(readStatus(t, chA)["sent"])
+		return sent >= total/3
+	})
+	servers[0].stop()
+	if err := waitTimeout(w); err != nil {
+		t.Fatalf("writer: %v", err)
+	}
+	failures := strings.Count(failed.String(), "failed ")
+	if failures > 0 {
+		t.Logf("%d writes failed while the cluster recovered (the writer was told):\n%s", failures, failed.String())
+	}
+	writeCtl(t, chA, "hangup")
+	if err := waitTimeout(r); err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	seen := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		m, _ := strconv.Unquote(l)
+		seen[m]++
+	}
+	lost, dup := 0, 0
+	for i := range total {
+		m := fmt.Sprintf("c-%06d", i)
+		if seen[m] == 0 && !strings.Contains(failed.String(), "failed "+m+":") {
+			lost++
+		}
+		if seen[m] > 1 {
+			dup++
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d messages whose write succeeded were never read", lost)
+	}
+	t.Logf("%d messages read, %d of them more than once (at least once: allowed)", len(seen), dup)
+	writeCtl(t, chA, "reopen")
+	// The channel keeps working on the two servers left.
+	if err := os.WriteFile(filepath.Join(chA, "msg"), []byte("still"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, bins.goclient, "read", filepath.Join(chB, "msg"), "1"); got != "\"still\"\n" {
+		t.Errorf("after the server stopped: read %q", got)
+	}
+}
