@@ -156,15 +156,24 @@ func Connect(cfg Config) (*Namespace, error) {
 		nc.Close()
 		return nil, fmt.Errorf("natschan: %w", err)
 	}
-	ctx, cancel := n.ctx()
-	defer cancel()
-	n.kv, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      cfg.Prefix + "_names",
-		Description: "ipcfs channels: name -> record",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
+	// A cluster starting with the daemon may not have JetStream ready
+	// (no meta leader, peers missing): try until the timeout.
+	deadline := time.Now().Add(cfg.Timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), min(cfg.Timeout, 2*time.Second))
+		n.kv, err = n.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket:      cfg.Prefix + "_names",
+			Description: "ipcfs channels: name -> record",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+		})
+		cancel()
+		if err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("natschan: the namespace bucket %s_names: %w", cfg.Prefix, err)

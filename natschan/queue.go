@@ -42,6 +42,7 @@ type Queue struct {
 	again      bool                    // GUARDED_BY(mu); and another is wanted after it
 	receivers  []*op                   // GUARDED_BY(mu); blocked receives, oldest first
 	asked      int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
+	fetchers   int                     // GUARDED_BY(mu); goroutines pulling (at most maxFetchers)
 	roomWait   []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
 	publishing int                     // GUARDED_BY(mu); sends being published
 	armed      []*pollWatch            // GUARDED_BY(mu)
@@ -237,7 +238,14 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 		var ack *jetstream.PubAck
 		err := errNoRoom
 		if q.hasRoom(len(msg)) {
-			ctx, cancel := context.WithDeadline(context.Background(), deadline)
+			// One attempt waits for its acknowledgement at most
+			// publishWait: one sent to a server that then died is retried
+			// (same message ID) through the one the client reconnects to.
+			attempt := time.Now().Add(publishWait)
+			if deadline.Before(attempt) {
+				attempt = deadline
+			}
+			ctx, cancel := context.WithDeadline(context.Background(), attempt)
 			ack, err = q.ns.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
 			cancel()
 		}
@@ -283,6 +291,9 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 		}
 	}
 }
+
+// publishWait bounds one publish attempt (see publish).
+const publishWait = 2 * time.Second
 
 // errNoRoom: the queue holds queue-bytes already (hasRoom).
 var errNoRoom = errors.New("natschan: no room")
@@ -512,17 +523,33 @@ func (q *Queue) consumer() (jetstream.Consumer, error) {
 	return c, nil
 }
 
-// askLocked asks the consumer for as many messages as there are blocked
-// receives beyond those already asked for. Requires q.mu.
+// askLocked starts a pull for the blocked receives beyond those already
+// asked for, unless maxFetchers pulls are out: each asks, when it starts
+// again, for every receive not yet asked for. Requires q.mu.
 func (q *Queue) askLocked() {
-	if q.closed {
+	if q.closed || q.fetchers >= maxFetchers {
 		return
 	}
-	if n := len(q.receivers) - q.asked; n > 0 {
+	if n := q.unaskedLocked(); n > 0 {
 		q.asked += n
+		q.fetchers++
 		go q.fetch(n)
 	}
 }
+
+// unaskedLocked is how many more messages a pull may ask for now.
+// Requires q.mu.
+func (q *Queue) unaskedLocked() int {
+	return min(len(q.receivers)-q.asked, maxBatch)
+}
+
+// maxFetchers bounds the pulls one queue has out at once, and maxBatch
+// the messages one asks for: 4,000 blocked readers make two pulls, not
+// 4,000 (each is a subscription and buffers).
+const (
+	maxFetchers = 2
+	maxBatch    = 256
+)
 
 // fetchWait is how long one pull request waits on the server; a daemon
 // that dies leaves it there that long at most. fetchHeartbeat lets a
@@ -541,6 +568,9 @@ func (q *Queue) fetch(n int) {
 		q.mu.Lock()
 		q.asked -= n - got
 		closed := q.closed
+		if closed {
+			q.fetchers--
+		}
 		q.mu.Unlock()
 		if closed {
 			return
@@ -551,8 +581,9 @@ func (q *Queue) fetch(n int) {
 		}
 		q.mu.Lock()
 		hungUp := q.rec.HungUp
-		n = len(q.receivers) - q.asked
-		if n <= 0 {
+		n = q.unaskedLocked()
+		if n <= 0 || q.closed {
+			q.fetchers--
 			q.mu.Unlock()
 			return
 		}

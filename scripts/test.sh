@@ -34,6 +34,6 @@ fi
 # and prints every goroutine's stack within minutes instead of 30 (the
 # whole suite takes under two minutes here; go-fuse's all.bash does the same).
 go build -o bin/testreport ./internal/testreport
-bin/testreport -label race $noskip -- -race -count=1 -timeout 6m ./...
+bin/testreport -label race $noskip -- -race -count=1 -timeout 15m ./...
 GOMAXPROCS=1 bin/testreport -label gomaxprocs1 -- -race -count=1 -timeout 3m ./channels ./fs ./shmregion ./ctl ./internal/size
 echo "test.sh: all tests passed"

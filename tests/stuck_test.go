@@ -536,14 +536,18 @@ func drain(t *testing.T, ch string, ws ...*watched) []string {
 	var got []string
 	deadline := time.Now().Add(hangTimeout)
 	for {
+		// Whether the writers are done is looked at before the queue: a
+		// writer that finishes in between has its message queued by then
+		// (on a NATS-backed channel a parked writer completes a little
+		// after the read that made room, not within it).
+		done := true
+		for _, w := range ws {
+			done = done && !w.running()
+		}
 		st := readStatus(t, ch)
 		if st["messages"] != "0" {
 			got = append(got, cMessages(t, run(t, bins.msgtool, "read", msg, "1", strconv.Itoa(2<<20)))...)
 			continue
-		}
-		done := true
-		for _, w := range ws {
-			done = done && !w.running()
 		}
 		if done {
 			return got
