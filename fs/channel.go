@@ -68,6 +68,9 @@ func (c *channel) attr(k kind) fuse.Attr {
 		// Grows like a log file's as messages are sent, so that tail -f
 		// (which polls the size and mtime) reads when one is.
 		a.Size = msgSize + uint64(c.sentBytes.Load())
+		if c.nats != nil {
+			a.Size += c.nats.SentSeen() // other hosts' messages too
+		}
 		if t := c.lastSent.Load(); t != 0 {
 			a.Mtime = time.Unix(0, t)
 		}

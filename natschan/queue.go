@@ -889,6 +889,20 @@ func (q *Queue) readStateWithin(d time.Duration) (jetstream.StreamState, error) 
 	return s.CachedInfo().State, nil
 }
 
+// SentSeen is the stream's last sequence as this daemon last read it (the
+// messages ever sent on the channel, from any host), reading it again in
+// the background when it is a second old: msg's size grows with it, so
+// that tail -f, which watches the size, sees other hosts' messages.
+func (q *Queue) SentSeen() uint64 {
+	q.mu.Lock()
+	seq, stale := q.state.LastSeq, time.Since(q.stateAt) > time.Second
+	q.mu.Unlock()
+	if stale {
+		q.refresh()
+	}
+	return seq
+}
+
 // Opened counts an open handle.
 func (q *Queue) Opened(read, write bool) {
 	q.mu.Lock()

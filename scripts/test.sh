@@ -35,5 +35,5 @@ fi
 # whole suite takes under two minutes here; go-fuse's all.bash does the same).
 go build -o bin/testreport ./internal/testreport
 bin/testreport -label race $noskip -- -race -count=1 -timeout 15m ./...
-GOMAXPROCS=1 bin/testreport -label gomaxprocs1 -- -race -count=1 -timeout 3m ./channels ./fs ./shmregion ./ctl ./internal/size
+GOMAXPROCS=1 bin/testreport -label gomaxprocs1 -- -race -count=1 -timeout 3m ./channels ./fs ./shmregion ./ctl ./internal/size ./natschan
 echo "test.sh: all tests passed"

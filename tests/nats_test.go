@@ -667,3 +667,28 @@ func TestNATSCluster(t *testing.T) {
 		t.Errorf("after the server stopped: read %q", got)
 	}
 }
+
+// tail -f on one mount prints what is written on the other.
+func TestNATSTailAcross(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	a, b := twoDaemons(t, ns.url())
+	a.channel("t")
+	tail := exec.Command("tail", "-f", filepath.Join(b.mnt, "t", "msg"))
+	var out lockedBuffer
+	tail.Stdout, tail.Stderr = &out, &out
+	if err := tail.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { tail.Process.Kill(); tail.Wait() }()
+	for i := range 3 {
+		if err := os.WriteFile(filepath.Join(a.mnt, "t", "msg"), fmt.Appendf(nil, "remote %d\n", i), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "tail -f on the other mount prints the three", func() bool {
+		return out.String() == "remote 0\nremote 1\nremote 2\n"
+	})
+}
