@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	launcher "github.com/ipcfs/ipcfs/internal/daemon"
 )
 
 // natsServeFlags mount a daemon whose channels live in the JetStream
@@ -691,4 +693,67 @@ func TestNATSTailAcross(t *testing.T) {
 	eventually(t, "tail -f on the other mount prints the three", func() bool {
 		return out.String() == "remote 0\nremote 1\nremote 2\n"
 	})
+}
+
+// Three daemons that embed one server each, joined by --nats-cluster and
+// --nats-routes into a JetStream cluster (replicas 3): a channel made on
+// one is used on the others. They start together: JetStream elects its
+// leader once two of the three servers run.
+func TestNATSEmbeddedCluster(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	var client, cluster [3]int
+	for i := range 3 {
+		client[i], cluster[i] = freePort(t), freePort(t)
+	}
+	d := make([]*daemon, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		var routes []string
+		for j := range 3 {
+			if j != i {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", cluster[j]))
+			}
+		}
+		mnt := filepath.Join(t.TempDir(), "ipc")
+		args := []string{"--log-format", "json", "--log-level", "debug",
+			"--nats-serve", fmt.Sprintf("127.0.0.1:%d", client[i]),
+			"--nats-cluster", fmt.Sprintf("127.0.0.1:%d", cluster[i]),
+			"--nats-routes", strings.Join(routes, ","),
+			"--nats-name", fmt.Sprintf("h%d", i),
+			"--nats-replicas", "3", "--nats-timeout", "50s"}
+		wg.Go(func() {
+			ld, err := launcher.Start(context.Background(), launcher.Config{
+				Exe: bins.ipcfs, Mountpoint: mnt, Args: args,
+				SysProcAttr:  &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM},
+				MountTimeout: hangTimeout,
+			})
+			errs[i] = err
+			if err == nil {
+				d[i] = &daemon{t: t, mnt: mnt, cmd: ld.Cmd, ld: ld}
+				t.Cleanup(d[i].stop)
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("daemon %d: %v", i, err)
+		}
+	}
+	ch := d[0].channel("c")
+	if err := os.WriteFile(filepath.Join(ch, "msg"), []byte("across\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, "head", "-n1", filepath.Join(d[2].mnt, "c", "msg")); got != "across\n" {
+		t.Errorf("read on the third daemon: %q", got)
+	}
+	if err := os.WriteFile(filepath.Join(d[1].mnt, "c", "msg"), []byte("back\n"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, "head", "-n1", filepath.Join(ch, "msg")); got != "back\n" {
+		t.Errorf("read on the first daemon: %q", got)
+	}
 }
