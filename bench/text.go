@@ -55,6 +55,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			tw.Flush()
 		}
 	}
+	r.writeNATS(b)
 	if s := r.Shm; s != nil {
 		fmt.Fprintf(b, "\nshm against /dev/shm (%s region; x /dev/shm: time or bandwidth divided by /dev/shm's)\n", fmtSize(s.RegionBytes))
 		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)
