@@ -57,6 +57,8 @@ type Config struct {
 	Placements  []string      // Unpinned, OneCPU; default both
 	CPU         int           // the CPU of OneCPU; -1 (default): the first the run may use
 	DaemonArgs  []string      // extra flags for `ipcfs mount`, e.g. --cpuprofile FILE
+	NATS        bool          // also msg on mounts joined to NATS JetStream, and nats.go directly (unpinned)
+	NATSTime    time.Duration // measuring time of one NATS transport at one size, split over Rounds; default CellTime / 2
 	Progress    io.Writer     // where the progress line goes; nil: nowhere
 	ProgressTTY bool          // Progress is a terminal: rewrite one line instead of printing lines
 }
@@ -78,6 +80,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Rounds <= 0 {
 		c.Rounds = 3
+	}
+	if c.NATSTime <= 0 {
+		c.NATSTime = c.CellTime / 2
 	}
 	if c.ShmRegion <= 0 {
 		c.ShmRegion = 16 << 20
@@ -142,6 +147,14 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 				if err := e.throughputs(ctx, m, round, pl); err != nil {
 					return nil, err
 				}
+			}
+		}
+		if cfg.NATS {
+			if err := e.place(Unpinned); err != nil {
+				return nil, err
+			}
+			if err := e.natsRounds(ctx, m, round); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -83,6 +83,9 @@ type clientFlags struct {
 	devDir  string
 	region  int64
 	reps    int
+
+	url      string // nats-*: the NATS server
+	consumer string // nats-*: the durable consumer of the -in stream
 }
 
 func client(args []string) error {
@@ -103,6 +106,8 @@ func client(args []string) error {
 	fs.StringVar(&f.devDir, "devshm-dir", "", "shm: a directory in /dev/shm to compare with, alternately")
 	fs.Int64Var(&f.region, "region", 16<<20, "shm: region size in bytes")
 	fs.IntVar(&f.reps, "reps", 3, "shm-setup: repetitions")
+	fs.StringVar(&f.url, "url", "", "nats-*: the NATS server, nats://host:port (-in is then a stream, -out a subject)")
+	fs.StringVar(&f.consumer, "consumer", "readers", "nats-*: the durable pull consumer of the -in stream")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -130,6 +135,14 @@ func client(args []string) error {
 		res, err = shmCopy(f)
 	case rolePread:
 		res, err = preads(f)
+	case roleNATSPing:
+		res, err = natsPing(f)
+	case roleNATSPong:
+		err = natsPong(f)
+	case roleNATSSend:
+		res, err = natsSend(f)
+	case roleNATSRecv:
+		res, err = natsRecv(f)
 	default:
 		return fmt.Errorf("unknown role %q", role)
 	}

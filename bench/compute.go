@@ -53,6 +53,9 @@ func (r *Report) fill(cfg Config, m *measurements) {
 		}
 		r.Placements = append(r.Placements, p)
 	}
+	if cfg.NATS {
+		r.NATS = m.natsResult(cfg)
+	}
 	if cfg.Parts.Shm {
 		r.Shm = m.shmResult(cfg)
 	}
@@ -194,6 +197,9 @@ func notes(cfg Config) []string {
 	}
 	if cfg.Parts.Throughput {
 		n = append(n, "One-way: one process writes messages as fast as it can, another reads them; the rate runs from the reader's first message to its last. A pipe is a byte stream read a message's size at a time, with its default 64 KiB capacity; the floor's queue holds as many messages and bytes as msg's by default. x pipe, x floor: rate divided by the pipe's or the floor's; higher is better. MB = 10^6 bytes.")
+	}
+	if cfg.NATS {
+		n = append(n, natsNotes(cfg)...)
 	}
 	if cfg.Parts.Shm {
 		n = append(n,

@@ -25,6 +25,17 @@
 // floor (or to /dev/shm): absolute numbers depend on the machine, ratios
 // much less.
 //
+// # NATS
+//
+// With Config.NATS (`ipcfs bench --nats`) Run also starts two daemons
+// joined to NATS JetStream — A embedding the server on a free loopback
+// port, B joining it — and measures msg with the writer on A's mount and
+// the reader on B's, with both on A's, and the same exchange done with
+// nats.go alone by client processes (`ipcfs bench client nats-ping`, …,
+// on a stream configured as a channel's), the floor of that design. These
+// are measured unpinned only, in the same rounds as the rest, and
+// reported against the nats.go figures and local msg's.
+//
 // # Cleanup
 //
 // Run stops its daemons with SIGTERM, falls back to `fusermount3 -u -z`

@@ -238,6 +238,16 @@ func (c Config) steps() int {
 	if c.Parts.Throughput {
 		n += perRound * c.Rounds
 	}
+	if c.NATS {
+		parts := 0
+		if c.Parts.RoundTrip {
+			parts++
+		}
+		if c.Parts.Throughput {
+			parts++
+		}
+		n += parts * len(c.Sizes) * len(natsTransports) * c.Rounds
+	}
 	if c.Parts.Shm {
 		n += c.Rounds * (2 + len(c.rings())) // setup and copy; rings
 		if c.Parts.Throughput {

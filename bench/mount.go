@@ -32,12 +32,17 @@ type env struct {
 
 	daemon *daemon.Daemon // ipcfs mount
 	floor  *daemon.Daemon // ipcfs bench floor
+	nats   *natsEnv       // with Config.NATS: daemons A and B joined to NATS
 }
 
 // daemons returns the daemons running.
 func (e *env) daemons() []*daemon.Daemon {
 	var ds []*daemon.Daemon
-	for _, d := range []*daemon.Daemon{e.daemon, e.floor} {
+	all := []*daemon.Daemon{e.daemon, e.floor}
+	if e.nats != nil {
+		all = append(all, e.nats.a, e.nats.b)
+	}
+	for _, d := range all {
 		if d != nil {
 			ds = append(ds, d)
 		}
@@ -81,6 +86,9 @@ func (e *env) open(ctx context.Context) error {
 		return fmt.Errorf("bench: the floor server: %w", err)
 	}
 	e.bdi = readBdi(e.mnt)
+	if e.cfg.NATS {
+		return e.openNATS(ctx)
+	}
 	return nil
 }
 
@@ -108,6 +116,7 @@ func (e *env) startDaemon(ctx context.Context, mnt string, sub, args []string) (
 // the temporary directories.
 func (e *env) close() error {
 	var errs []error
+	e.nats.close()
 	if ds := e.daemons(); len(ds) > 0 {
 		e.prog.set("unmounting")
 		for _, d := range ds {
@@ -117,7 +126,11 @@ func (e *env) close() error {
 		}
 	}
 	var left []string
-	for _, mnt := range []string{e.mnt, e.floorMnt} {
+	mnts := []string{e.mnt, e.floorMnt}
+	if e.nats != nil {
+		mnts = append(mnts, e.nats.mntA, e.nats.mntB)
+	}
+	for _, mnt := range mnts {
 		if mnt == "" {
 			continue
 		}

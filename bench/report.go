@@ -23,6 +23,7 @@ type Report struct {
 	Settings   Settings  `json:"settings"`
 
 	Placements []Placement `json:"placements,omitempty"` // msg, floor, pipe, socket; in Settings.Placements' order
+	NATS       *NATSResult `json:"nats,omitempty"`       // with --nats
 	Shm        *ShmResult  `json:"shm,omitempty"`
 	Targets    []Target    `json:"targets,omitempty"`
 	Notes      []string    `json:"notes"`

@@ -12,7 +12,11 @@ import (
 func (r *Report) WriteText(w io.Writer) error {
 	b := &strings.Builder{}
 	m := r.Machine
-	fmt.Fprintf(b, "ipcfs bench: msg and shm against a pipe, a Unix socket, the FUSE floor and /dev/shm\n")
+	fmt.Fprintf(b, "ipcfs bench: msg and shm against a pipe, a Unix socket, the FUSE floor and /dev/shm")
+	if r.NATS != nil {
+		fmt.Fprintf(b, "; msg on NATS JetStream against nats.go")
+	}
+	fmt.Fprintln(b)
 	if r.Command != "" {
 		fmt.Fprintf(b, "command: %s\n", r.Command)
 	}
@@ -55,6 +59,7 @@ func (r *Report) WriteText(w io.Writer) error {
 			tw.Flush()
 		}
 	}
+	r.writeNATS(b)
 	if s := r.Shm; s != nil {
 		fmt.Fprintf(b, "\nshm against /dev/shm (%s region; x /dev/shm: time or bandwidth divided by /dev/shm's)\n", fmtSize(s.RegionBytes))
 		tw := tabwriter.NewWriter(b, 0, 0, 2, ' ', 0)

@@ -217,26 +217,43 @@ const consumerName = "readers"
 const limitSlack = 1<<20 + 64<<10
 
 func (n *Namespace) streamConfig(id string, l channels.Limits) jetstream.StreamConfig {
+	return StreamConfig(n.cfg.Prefix, id, l, n.cfg.Replicas)
+}
+
+func (n *Namespace) consumerConfig() jetstream.ConsumerConfig {
+	return ConsumerConfig(n.cfg.AckWait)
+}
+
+// StreamConfig is the configuration of the work-queue stream that holds
+// the messages of channel id under prefix, with limits l: its one subject
+// (Subjects[0]) is where writers publish. Daemons make it at mkdir; it is
+// exported so that `ipcfs bench` can measure the same exchange done
+// directly with nats.go.
+func StreamConfig(prefix, id string, l channels.Limits, replicas int) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        n.streamName(id),
+		Name:        prefix + "_" + id,
 		Description: "ipcfs channel queue",
-		Subjects:    []string{n.subject(id)},
+		Subjects:    []string{prefix + ".q." + id},
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
 		MaxMsgs:     l.MaxMsgs,
 		MaxBytes:    l.MaxBytes + limitSlack,
 		MaxMsgSize:  MinPayload,
 		Storage:     jetstream.FileStorage,
-		Replicas:    n.cfg.Replicas,
+		Replicas:    max(replicas, 1),
 		Duplicates:  2 * time.Minute,
 	}
 }
 
-func (n *Namespace) consumerConfig() jetstream.ConsumerConfig {
+// ConsumerConfig is the configuration of the durable pull consumer that
+// every daemon reads a channel's stream through (Durable is its name),
+// with ackWait before a message taken and not acknowledged is delivered
+// again. Exported for `ipcfs bench`, as StreamConfig.
+func ConsumerConfig(ackWait time.Duration) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       consumerName,
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       n.cfg.AckWait,
+		AckWait:       ackWait,
 		MaxDeliver:    -1,
 		MaxWaiting:    4096, // pull requests waiting: one per daemon's batch of blocked readers
 		MaxAckPending: -1,

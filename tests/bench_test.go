@@ -314,6 +314,68 @@ func TestBenchCommand(t *testing.T) {
 	checkBenchCleanedUp(t, tmp)
 }
 
+// TestBenchNATS runs a short `ipcfs bench --nats --json` and checks that
+// the NATS section has every transport at every size, with positive
+// figures and ratios (no thresholds), and that nothing is left behind.
+func TestBenchNATS(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	tmp := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*hangTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bins.ipcfs, "bench", "--nats", "--json", "--only", "rtt,tput", "--sizes", "64,4K",
+		"--time", "100ms", "--rounds", "1", "--placements", "unpinned")
+	cmd.WaitDelay = 5 * time.Second
+	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ipcfs bench --nats: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
+	}
+	type row struct {
+		Transport   string  `json:"transport"`
+		Size        int     `json:"size"`
+		MedianNs    float64 `json:"median_ns"`
+		MsgsPerSec  float64 `json:"msgs_per_s"`
+		RatioToNATS float64 `json:"ratio_to_nats_go"`
+		RatioToMsg  float64 `json:"ratio_to_msg"`
+	}
+	var rep struct {
+		NATS *struct {
+			RoundTrip  []row `json:"round_trip"`
+			Throughput []row `json:"throughput"`
+		} `json:"nats"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("ipcfs bench --nats --json printed something else: %v\n%s", err, out)
+	}
+	if rep.NATS == nil {
+		t.Fatalf("no NATS section:\n%s", out)
+	}
+	transports := []string{"nats.go", "msg-1-daemon", "msg-2-daemons"}
+	check := func(what string, rows []row, value func(row) float64) {
+		if len(rows) != 2*len(transports) {
+			t.Fatalf("%s: %d rows, want %d:\n%s", what, len(rows), 2*len(transports), out)
+		}
+		for i, r := range rows {
+			if r.Transport != transports[i%3] || r.Size != []int{64, 4096}[i/3] {
+				t.Errorf("%s row %d: %s %d", what, i, r.Transport, r.Size)
+			}
+			if value(r) <= 0 || r.RatioToNATS <= 0 || r.RatioToMsg <= 0 {
+				t.Errorf("%s %s %d: %+v", what, r.Transport, r.Size, r)
+			}
+		}
+	}
+	check("round trip", rep.NATS.RoundTrip, func(r row) float64 { return r.MedianNs })
+	check("one-way", rep.NATS.Throughput, func(r row) float64 { return r.MsgsPerSec })
+	checkBenchCleanedUp(t, tmp)
+	if left, _ := filepath.Glob(filepath.Join(tmp, "ipcfs-nats-*")); len(left) > 0 {
+		t.Errorf("NATS stores left: %q", left)
+	}
+}
+
 // TestBenchInterrupted interrupts `ipcfs bench` in the middle, as Ctrl-C
 // does, and checks that it cleans up and exits 130.
 func TestBenchInterrupted(t *testing.T) {

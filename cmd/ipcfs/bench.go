@@ -40,6 +40,8 @@ func benchCmd(args []string) int {
 	placements := flags.String("placements", "unpinned,one-cpu", "where the processes run, comma-separated: unpinned (the scheduler decides), one-cpu (every process on one CPU)")
 	cpu := flags.Int("cpu", -1, "the CPU of one-cpu (default: the first this process may use)")
 	only := flags.String("only", "", "measure only these, comma-separated: rtt, tput, shm (shm's amortization point needs tput)")
+	withNATS := flags.Bool("nats", false, "also msg across two daemons joined to NATS JetStream (one embedding the server), on one of them, and the same exchange with nats.go directly; unpinned")
+	natsTime := flags.Duration("nats-time", 0, "measuring time of each NATS transport at each size, split over the rounds (default: half of -time)")
 	cpuProfile := flags.String("cpuprofile", "", "write a CPU profile of the serving daemon to `FILE`")
 	if err := flags.Parse(args); err != nil {
 		return usageError(flags, err, "usage: ipcfs bench [flags]")
@@ -53,6 +55,8 @@ func benchCmd(args []string) int {
 		Rounds:    *rounds,
 		ShmRegion: region.N,
 		CPU:       *cpu,
+		NATS:      *withNATS,
+		NATSTime:  *natsTime,
 		Progress:  os.Stderr,
 	}
 	for _, p := range strings.Split(*placements, ",") {
