@@ -33,23 +33,26 @@ type Queue struct {
 	subject string
 	events  string
 
-	mu         sync.Mutex
-	rec        Record             // GUARDED_BY(mu); the channel's record, as last applied
-	cons       jetstream.Consumer // GUARDED_BY(mu); nil until first needed
-	state      jetstream.StreamState
-	stateAt    time.Time               // GUARDED_BY(mu); when state was read; zero: never
-	refreshing bool                    // GUARDED_BY(mu); a refresh is in flight
-	again      bool                    // GUARDED_BY(mu); and another is wanted after it
-	receivers  []*op                   // GUARDED_BY(mu); blocked receives, oldest first
-	asked      int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
-	fetchers   int                     // GUARDED_BY(mu); goroutines pulling (at most maxFetchers)
-	roomWait   []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
-	publishing int                     // GUARDED_BY(mu); sends being published
-	armed      []*pollWatch            // GUARDED_BY(mu)
-	inHand     map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
-	evSub      *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
-	ticker     *time.Ticker            // GUARDED_BY(mu); with evSub: a refresh now and then, in case an event was missed
-	closed     bool                    // GUARDED_BY(mu)
+	mu          sync.Mutex
+	rec         Record             // GUARDED_BY(mu); the channel's record, as last applied
+	cons        jetstream.Consumer // GUARDED_BY(mu); nil until first needed
+	state       jetstream.StreamState
+	stateAt     time.Time               // GUARDED_BY(mu); when state was read; zero: never
+	refreshing  bool                    // GUARDED_BY(mu); a refresh is in flight
+	again       bool                    // GUARDED_BY(mu); and another is wanted after it
+	receivers   []*op                   // GUARDED_BY(mu); blocked receives, oldest first
+	asked       int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
+	fetchers    int                     // GUARDED_BY(mu); goroutines pulling (at most maxFetchers)
+	roomWait    []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
+	publishing  int                     // GUARDED_BY(mu); sends being published
+	armed       []*pollWatch            // GUARDED_BY(mu)
+	inHand      map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
+	acking      int                     // GUARDED_BY(mu); acknowledgements of delivered messages not yet confirmed
+	acked       uint64                  // GUARDED_BY(mu); acknowledgements confirmed, ever
+	ackedAtRead uint64                  // GUARDED_BY(mu); acked when state was read
+	evSub       *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
+	ticker      *time.Ticker            // GUARDED_BY(mu); with evSub: a refresh now and then, in case an event was missed
+	closed      bool                    // GUARDED_BY(mu)
 
 	readers, writers int64  // GUARDED_BY(mu)
 	truncated        uint64 // GUARDED_BY(mu)
@@ -210,6 +213,19 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 	m := &nats.Msg{Subject: q.subject, Data: msg}
 	id := nuid.Next()
 	deadline := time.Now().Add(q.ns.cfg.Timeout)
+	// Once an attempt went unanswered, the stream may hold the message:
+	// from then on this send is never canceled or failed with
+	// ErrWouldBlock (a writer would write it again, under a new ID, and
+	// it would be stored twice); it retries with the same ID until it is
+	// answered, or fails with ErrUnavailable at the deadline.
+	sent := false
+	pause := func(d time.Duration) bool {
+		if sent {
+			time.Sleep(d)
+			return true
+		}
+		return q.waitRoom(p, d)
+	}
 	for {
 		if err := q.sendRefusal(msg); err != nil {
 			q.sendDone(p, err)
@@ -220,7 +236,7 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 				q.sendDone(p, fmt.Errorf("send: no NATS connection for %v: %w", q.ns.cfg.Timeout, ErrUnavailable))
 				return
 			}
-			if !wait {
+			if !wait && !sent {
 				// Poll says not writable until the connection is back, or
 				// has been down for the timeout: then this fails at once.
 				q.sendDone(p, fmt.Errorf("NATS disconnected: %w", channels.ErrWouldBlock))
@@ -230,14 +246,14 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 				q.sendDone(p, fmt.Errorf("send: no NATS connection for %v: %w", q.ns.cfg.Timeout, ErrUnavailable))
 				return
 			}
-			if !q.waitRoom(p, 50*time.Millisecond) {
+			if !pause(50 * time.Millisecond) {
 				return // canceled
 			}
 			continue
 		}
 		var ack *jetstream.PubAck
 		err := errNoRoom
-		if q.hasRoom(len(msg)) {
+		if sent || q.hasRoom(len(msg)) { // after an unanswered attempt the stream decides (a duplicate is acknowledged)
 			// One attempt waits for its acknowledgement at most
 			// publishWait: one sent to a server that then died is retried
 			// (same message ID) through the one the client reconnects to.
@@ -262,10 +278,13 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			q.sendDone(p, nil)
 			return
 		case err == errNoRoom || isFull(err):
+			// (After an unanswered attempt, a full stream means that one
+			// was not stored: the stream checks message IDs first.)
 			if !wait {
 				q.sendDone(p, fmt.Errorf("stream full: %w", channels.ErrWouldBlock))
 				return
 			}
+			sent = false
 			if !q.waitRoom(p, time.Second) {
 				return
 			}
@@ -274,7 +293,8 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			q.sendDone(p, fmt.Errorf("send: the channel's stream is gone: %w", channels.ErrClosed))
 			return
 		case isUnavailable(err):
-			if !wait {
+			sent = sent || !errors.Is(err, nats.ErrNoResponders) // no responders: nobody got it
+			if !wait && !sent {
 				q.sendDone(p, fmt.Errorf("NATS unavailable (%v): %w", err, channels.ErrWouldBlock))
 				return
 			}
@@ -282,7 +302,7 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 				q.sendDone(p, fmt.Errorf("send: %w: %w", ErrUnavailable, err))
 				return
 			}
-			if !q.waitRoom(p, 50*time.Millisecond) {
+			if !pause(50 * time.Millisecond) {
 				return
 			}
 		default:
@@ -309,11 +329,7 @@ func (q *Queue) hasRoom(n int) bool {
 	if q.fits(n) {
 		return true
 	}
-	if st, err := q.readState(); err == nil {
-		q.mu.Lock()
-		q.state, q.stateAt = st, time.Now()
-		q.mu.Unlock()
-	}
+	q.updateState(stateWait)
 	return q.fits(n)
 }
 
@@ -498,8 +514,10 @@ func (q *Queue) complete(p *op, msg []byte, err error) {
 }
 
 // drainedLocked reports whether the stream held no message when last
-// read, and was read since the record last changed. Requires q.mu.
+// read. Requires q.mu.
 func (q *Queue) drainedLocked() bool {
+	// The state's own count, not queuedLocked: end of file must never
+	// come early (the refresh after the last acknowledgement brings it).
 	return !q.stateAt.IsZero() && q.state.Msgs == 0
 }
 
@@ -651,17 +669,31 @@ func (q *Queue) Delivered(msg []byte) {
 	if m == nil {
 		return
 	}
-	if err := m.Ack(); err != nil {
-		q.ns.log.Warn("acknowledging a delivered message failed; NATS will deliver it again", "stream", q.stream, "err", err)
-	}
 	q.mu.Lock()
-	if q.state.Msgs > 0 {
-		q.state.Msgs--
-		q.state.Bytes -= min(q.state.Bytes, uint64(len(msg))+q.overhead())
-	}
+	q.acking++
 	q.mu.Unlock()
-	q.announce()
+	// Confirmed (a double ack), on a goroutine of its own so that the
+	// pull's next message is not held up; Stats waits for it, so that a
+	// status read after a read(2) counts the message as received.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), q.ns.cfg.Timeout)
+		err := m.DoubleAck(ctx)
+		cancel()
+		if err != nil {
+			q.ns.log.Warn("acknowledging a delivered message failed; NATS will deliver it again", "stream", q.stream, "err", err)
+		}
+		q.mu.Lock()
+		q.acking--
+		if err == nil {
+			q.acked++
+		}
+		q.mu.Unlock()
+		q.announce()
+	}()
 }
+
+// ackSettle is how long Stats waits for acknowledgements in flight.
+const ackSettle = time.Second
 
 // Done is a no-op: received messages are not charged to the mount's
 // memory budget (the queue's memory is the NATS servers').
@@ -725,11 +757,7 @@ func (q *Queue) Poll(w channels.PollWatch, interest channels.Readiness) channels
 	q.wantEventsLocked()
 	q.mu.Unlock()
 	if !fresh && q.ns.Connected() {
-		if st, err := q.readStateWithin(pollStateWait); err == nil {
-			q.mu.Lock()
-			q.state, q.stateAt = st, time.Now()
-			q.mu.Unlock()
-		}
+		q.updateState(pollStateWait)
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -746,7 +774,7 @@ func (q *Queue) readinessLocked() channels.Readiness {
 		return channels.Readable | channels.Writable | channels.HangUp
 	}
 	s, l := q.state, q.rec.Limits
-	if s.Msgs > 0 {
+	if q.queuedLocked() > 0 {
 		r |= channels.Readable
 	}
 	switch {
@@ -821,11 +849,8 @@ func (q *Queue) refresh() {
 
 func (q *Queue) refreshLoop() {
 	for {
-		st, err := q.readState()
+		q.updateState(stateWait)
 		q.mu.Lock()
-		if err == nil {
-			q.state, q.stateAt = st, time.Now()
-		}
 		r := q.readinessLocked()
 		// Every ready watch is woken, not only those whose readiness just
 		// came: a refresh follows a change (a message published, one
@@ -874,19 +899,36 @@ func (q *Queue) refreshLoop() {
 	}
 }
 
-// readState reads the stream's state from NATS.
-func (q *Queue) readState() (jetstream.StreamState, error) {
-	return q.readStateWithin(min(q.ns.cfg.Timeout, 2*time.Second))
-}
+// stateWait bounds a read of the stream's state.
+const stateWait = 2 * time.Second
 
-func (q *Queue) readStateWithin(d time.Duration) (jetstream.StreamState, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+// updateState reads the stream's state from NATS, waiting at most d (and
+// the configured timeout); on failure the last known stays.
+func (q *Queue) updateState(d time.Duration) error {
+	q.mu.Lock()
+	acked := q.acked
+	q.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), min(d, q.ns.cfg.Timeout))
 	defer cancel()
 	s, err := q.ns.js.Stream(ctx, q.stream)
 	if err != nil {
-		return jetstream.StreamState{}, err
+		return err
 	}
-	return s.CachedInfo().State, nil
+	q.mu.Lock()
+	q.state, q.stateAt, q.ackedAtRead = s.CachedInfo().State, time.Now(), acked
+	q.mu.Unlock()
+	return nil
+}
+
+// queuedLocked is the number of messages in the stream that no reader has
+// taken, as far as this daemon knows: the state's count less this
+// daemon's acknowledgements that the state may not show yet (in flight,
+// or confirmed after the state was read). It may be low for a moment;
+// the refresh that follows each acknowledgement corrects it, and wakes
+// the pollers. Requires q.mu.
+func (q *Queue) queuedLocked() uint64 {
+	pending := uint64(q.acking) + q.acked - q.ackedAtRead
+	return q.state.Msgs - min(pending, q.state.Msgs)
 }
 
 // SentSeen is the stream's last sequence as this daemon last read it (the
@@ -1052,13 +1094,19 @@ func (q *Queue) Close() int {
 }
 
 // Stats reads the stream's state afresh (for at most a second; else the
-// last known) and combines it with this daemon's counters.
+// last known), once this daemon's acknowledgements in flight are
+// confirmed (for at most a second), and combines it with this daemon's
+// counters.
 func (q *Queue) Stats() channels.Stats {
-	if st, err := q.readState(); err == nil {
+	for deadline := time.Now().Add(ackSettle); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		q.mu.Lock()
-		q.state, q.stateAt = st, time.Now()
+		n := q.acking + len(q.inHand) // in hand: being answered, its ack to come
 		q.mu.Unlock()
+		if n == 0 {
+			break
+		}
 	}
+	q.updateState(stateWait)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.state

@@ -323,6 +323,15 @@ func testNATSMany(t *testing.T, a, b *daemon) {
 	}
 	if lost != 0 || dup != 0 || len(seen) != writers*each {
 		t.Errorf("%d lost, %d duplicated, %d distinct of %d", lost, dup, len(seen), writers*each)
+		for m, n := range seen {
+			if n > 1 {
+				for i := range outs {
+					t.Logf("%s: reader %d (mount %d) got it %d times", m, i, i%2, strings.Count(outs[i].String(), strconv.Quote(m)+"\n"))
+				}
+			}
+		}
+		t.Logf("A's log:\n%s", grepLog(a.logText(), "warn", "error", "NAK", "again"))
+		t.Logf("B's log:\n%s", grepLog(b.logText(), "warn", "error", "NAK", "again"))
 	}
 }
 
@@ -377,6 +386,20 @@ func testNATSSettings(t *testing.T, a, b *daemon) {
 	if err := os.WriteFile(filepath.Join(chB, "msg"), []byte("again"), 0); err != nil {
 		t.Errorf("write on B after reopen on A: %v", err)
 	}
+}
+
+// grepLog returns the lines of log that contain any of words.
+func grepLog(log string, words ...string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(log, "\n") {
+		for _, w := range words {
+			if strings.Contains(l, w) {
+				b.WriteString(l + "\n")
+				break
+			}
+		}
+	}
+	return b.String()
 }
 
 // errorIs reports whether err wraps errno.
