@@ -96,8 +96,10 @@ func isStreamFull(err error) bool {
 	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum")
 }
 
-// next pulls one message and acknowledges it (a plain Ack, as natschan's
-// once the READ is answered). It returns nil at the end of the stream.
+// next pulls one message and acknowledges it (a plain Ack: natschan's is
+// a double ack confirmed on a goroutine of its own, once the READ is
+// answered, so neither waits on the read path). It returns nil at the
+// end of the stream.
 func (c *natsClient) next() ([]byte, error) {
 	for {
 		batch, err := c.cons.Fetch(1, jetstream.FetchMaxWait(natsFetchWait), jetstream.FetchHeartbeat(natsFetchHeartbeat))

@@ -53,13 +53,24 @@
 //
 // # Locking
 //
-// Lock order: Server.mu, then a channel's lock (channels.Channel), then a
+// Lock order: Server.mu, then a channel's queue's lock (channels.Channel,
+// or natschan.Queue, whose SentSeen attr takes under Server.mu), then a
 // region's (shmregion.Region). msgHandle.mu is taken without Server.mu and
 // is held while a READ is answered from the window, because the window's
 // buffer is recycled when it is dropped; pollMu guards only the wakeup
 // handle. pendingRequests.mu is a leaf. No lock is held while a channel
 // runs completion or wake functions, and lookup, rename and mkdir send
 // their reply after releasing Server.mu.
+//
+// # NATS
+//
+// On a mount joined to NATS (nats.go), a channel's queue is a
+// natschan.Queue: TrySend and TryReceive always answer ErrDeferred, so
+// every msg READ and WRITE parks and completes from natschan's goroutines;
+// requests that wait for NATS otherwise (namespace changes, ctl, status,
+// a lookup of an unknown name) are answered on goroutines of their own
+// (waitsForNATS), never on a serving loop. Changes other daemons make come
+// through the namespace watch (applyEvent), under Server.mu.
 //
 // # Errors
 //

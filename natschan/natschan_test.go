@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -381,4 +382,28 @@ func TestNamespaceOwnDeletesSkipped(t *testing.T) {
 			t.Errorf("an own delete played back: %+v", e)
 		}
 	}
+}
+
+// A queue leaves no goroutine behind once its watches are stopped and it
+// is closed: pulls, refreshes, the refresh ticker, acknowledgements.
+func TestQueueNoGoroutineLeak(t *testing.T) {
+	ns, _ := testNamespace(t, Config{})
+	q := newChannel(t, ns, "leak", roomy)
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+	for range 3 {
+		w := q.NewPollWatch(func() {})
+		q.Poll(w, channels.Readable|channels.Writable) // listens, ticks
+		send(t, q, "m")
+		if got := receive(t, q); got != "m" {
+			t.Fatalf("got %q", got)
+		}
+		w.Stop()
+	}
+	start(q, nil, true) // a pull left waiting, ended by Close
+	time.Sleep(100 * time.Millisecond)
+	q.Close()
+	eventually(t, fmt.Sprintf("goroutines back to %d", before), func() bool {
+		return runtime.NumGoroutine() <= before
+	})
 }

@@ -51,7 +51,7 @@ type Queue struct {
 	acked       uint64                  // GUARDED_BY(mu); acknowledgements confirmed, ever
 	ackedAtRead uint64                  // GUARDED_BY(mu); acked when state was read
 	evSub       *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
-	ticker      *time.Ticker            // GUARDED_BY(mu); with evSub: a refresh now and then, in case an event was missed
+	stopTick    chan struct{}           // GUARDED_BY(mu); with evSub: closed to stop the refresh now and then (in case an event was missed)
 	closed      bool                    // GUARDED_BY(mu)
 
 	readers, writers int64  // GUARDED_BY(mu)
@@ -808,26 +808,27 @@ func (q *Queue) wantEventsLocked() {
 			return
 		}
 		q.evSub = sub
-		q.ticker = time.NewTicker(time.Second)
-		go q.tick(q.ticker)
+		q.stopTick = make(chan struct{})
+		go q.tick(q.stopTick)
 	case !want && q.evSub != nil:
 		q.evSub.Unsubscribe()
 		q.evSub = nil
-		q.ticker.Stop()
-		q.ticker = nil
+		close(q.stopTick)
+		q.stopTick = nil
 	}
 }
 
-// tick refreshes the state every second while t runs.
-func (q *Queue) tick(t *time.Ticker) {
-	for range t.C {
-		q.mu.Lock()
-		current := q.ticker == t
-		q.mu.Unlock()
-		if !current {
+// tick refreshes the state every second until stop is closed.
+func (q *Queue) tick(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
 			return
+		case <-t.C:
+			q.refresh()
 		}
-		q.refresh()
 	}
 }
 
