@@ -306,37 +306,44 @@ func ping(f clientFlags) (clientResult, error) {
 		}
 		return nil
 	}
+	samples, elapsed, err := timeRoundTrips(f, roundTrip, max(1<<16, min(f.count, 1<<22)))
+	if err != nil {
+		return clientResult{}, err
+	}
+	if err := f.finish(wfd, rfd); err != nil {
+		return clientResult{}, err
+	}
+	return clientResult{Samples: samples, Count: int64(len(samples)), ElapsedNs: int64(elapsed)}, nil
+}
+
+// timeRoundTrips makes warmupRounds untimed round trips, waits for the
+// gate (f.gate), then times round trips for f.dur (or f.count of them),
+// with room for capacity samples.
+func timeRoundTrips(f clientFlags, roundTrip func() error, capacity int64) (samples []int64, elapsed time.Duration, err error) {
 	for range warmupRounds {
 		if err := roundTrip(); err != nil {
-			return clientResult{}, err
+			return nil, 0, err
 		}
 	}
 	if f.gate {
 		if err := waitGate(); err != nil {
-			return clientResult{}, err
+			return nil, 0, err
 		}
 	}
-	samples := make([]int64, 0, max(1<<16, min(f.count, 1<<22)))
+	samples = make([]int64, 0, capacity)
 	start := time.Now()
 	deadline := start.Add(f.dur)
-	for i := int64(0); ; i++ {
-		if f.count > 0 && i == f.count {
-			break
-		}
+	for i := int64(0); f.count == 0 || i < f.count; i++ {
 		t0 := time.Now()
 		if f.count == 0 && t0.After(deadline) {
 			break
 		}
 		if err := roundTrip(); err != nil {
-			return clientResult{}, err
+			return nil, 0, err
 		}
 		samples = append(samples, int64(time.Since(t0)))
 	}
-	elapsed := time.Since(start)
-	if err := f.finish(wfd, rfd); err != nil {
-		return clientResult{}, err
-	}
-	return clientResult{Samples: samples, Count: int64(len(samples)), ElapsedNs: int64(elapsed)}, nil
+	return samples, time.Since(start), nil
 }
 
 // preads times pread(2)s of f.in at offset 0: on a channel's status file,

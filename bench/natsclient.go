@@ -145,28 +145,10 @@ func natsPing(f clientFlags) (clientResult, error) {
 		}
 		return nil
 	}
-	for range warmupRounds {
-		if err := roundTrip(); err != nil {
-			return clientResult{}, err
-		}
+	samples, elapsed, err := timeRoundTrips(f, roundTrip, 1<<14)
+	if err != nil {
+		return clientResult{}, err
 	}
-	samples := make([]int64, 0, 1<<14)
-	start := time.Now()
-	deadline := start.Add(f.dur)
-	for i := int64(0); ; i++ {
-		if f.count > 0 && i == f.count {
-			break
-		}
-		t0 := time.Now()
-		if f.count == 0 && t0.After(deadline) {
-			break
-		}
-		if err := roundTrip(); err != nil {
-			return clientResult{}, err
-		}
-		samples = append(samples, int64(time.Since(t0)))
-	}
-	elapsed := time.Since(start)
 	if err := c.publish(natsEnd); err != nil {
 		return clientResult{}, fmt.Errorf("publish the end: %w", err)
 	}

@@ -209,12 +209,7 @@ func (s *Server) mkdirNATS(r *fuse.MkdirRequest) error {
 			return fmt.Errorf("mkdir %q: %w", r.Name, err)
 		}
 	}
-	c.lookups++
-	resp := &fuse.MkdirResponse{LookupResponse: fuse.LookupResponse{
-		Node:       nodeID(c.serial, kindDir),
-		EntryValid: entryValid,
-		Attr:       c.attr(kindDir),
-	}}
+	resp := s.mkdirResponseLocked(c)
 	s.mu.Unlock()
 	s.log.Debug("channel created", "channel", r.Name, "uid", r.Uid, "gid", r.Gid, "mode", c.perm, "stream", c.nats.Stream())
 	r.Respond(resp)

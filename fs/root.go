@@ -80,16 +80,22 @@ func (s *Server) mkdir(r *fuse.MkdirRequest) error {
 	c.serial = s.nextSerial
 	s.names[r.Name] = c
 	s.channels[c.serial] = c
-	c.lookups++
-	resp := &fuse.MkdirResponse{LookupResponse: fuse.LookupResponse{
-		Node:       nodeID(c.serial, kindDir),
-		EntryValid: entryValid,
-		Attr:       c.attr(kindDir),
-	}}
+	resp := s.mkdirResponseLocked(c)
 	s.mu.Unlock()
 	s.log.Debug("channel created", "channel", r.Name, "uid", r.Uid, "gid", r.Gid, "mode", c.perm)
 	r.Respond(resp)
 	return nil
+}
+
+// mkdirResponseLocked is MKDIR's answer for the new channel c, counting
+// the kernel's reference to its directory. Requires Server.mu.
+func (s *Server) mkdirResponseLocked(c *channel) *fuse.MkdirResponse {
+	c.lookups++
+	return &fuse.MkdirResponse{LookupResponse: fuse.LookupResponse{
+		Node:       nodeID(c.serial, kindDir),
+		EntryValid: entryValid,
+		Attr:       c.attr(kindDir),
+	}}
 }
 
 // remove is rmdir of a channel; everything else it could remove is not

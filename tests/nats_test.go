@@ -287,51 +287,15 @@ func testNATSMany(t *testing.T, a, b *daemon) {
 	}
 	wg.Wait()
 	writeCtl(t, filepath.Join(b.mnt, "many"), "hangup")
-	seen := map[string]int{}
 	for i, r := range readers {
 		if err := waitTimeout(r); err != nil {
 			t.Fatalf("reader %d: %v", i, err)
 		}
-		last := map[string]int{}
-		for _, l := range strings.Split(strings.TrimSpace(outs[i].String()), "\n") {
-			if l == "" {
-				continue
-			}
-			m, err := strconv.Unquote(l)
-			if err != nil {
-				t.Fatalf("reader %d: bad line %q", i, l)
-			}
-			seen[m]++
-			w, seq, _ := strings.Cut(m, "-")
-			n, _ := strconv.Atoi(seq)
-			if p, ok := last[w]; ok && n <= p {
-				t.Errorf("reader %d got %s after %s-%06d: a writer's order broken", i, m, w, p)
-			}
-			last[w] = n
-		}
 	}
-	lost, dup := 0, 0
-	for w := range writers {
-		for i := range each {
-			switch n := seen[fmt.Sprintf("w%d-%06d", w, i)]; {
-			case n == 0:
-				lost++
-			case n > 1:
-				dup++
-			}
-		}
-	}
-	if lost != 0 || dup != 0 || len(seen) != writers*each {
-		t.Errorf("%d lost, %d duplicated, %d distinct of %d", lost, dup, len(seen), writers*each)
-		for m, n := range seen {
-			if n > 1 {
-				for i := range outs {
-					t.Logf("%s: reader %d (mount %d) got it %d times", m, i, i%2, strings.Count(outs[i].String(), strconv.Quote(m)+"\n"))
-				}
-			}
-		}
-		t.Logf("A's log:\n%s", grepLog(a.logText(), "warn", "error", "NAK", "again"))
-		t.Logf("B's log:\n%s", grepLog(b.logText(), "warn", "error", "NAK", "again"))
+	checkEachOnceInOrder(t, outs, writers, each)
+	if t.Failed() {
+		t.Logf("A's log:\n%s", grepLog(a.logText(), "warn", "error"))
+		t.Logf("B's log:\n%s", grepLog(b.logText(), "warn", "error"))
 	}
 }
 
@@ -349,16 +313,8 @@ func testNATSSettings(t *testing.T, a, b *daemon) {
 		}
 	}
 	// Full for every daemon: a non-blocking write on A gets EAGAIN.
-	f, err := os.OpenFile(filepath.Join(chA, "msg"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, _ := f.SyscallConn()
-	var werr error
-	rc.Write(func(fd uintptr) bool { _, werr = syscall.Write(int(fd), []byte("x")); return true })
-	f.Close()
-	if werr != syscall.EAGAIN {
-		t.Errorf("non-blocking write to a queue filled on the other mount: %v, want EAGAIN", werr)
+	if err := nonblockingWrite(t, filepath.Join(chA, "msg")); err != syscall.EAGAIN {
+		t.Errorf("non-blocking write to a queue filled on the other mount: %v, want EAGAIN", err)
 	}
 	if st := readStatus(t, chA); st["messages"] != "2" || st["bytes"] != "2" {
 		t.Errorf("status on A of a queue filled on B: %v", st)
@@ -386,6 +342,20 @@ func testNATSSettings(t *testing.T, a, b *daemon) {
 	if err := os.WriteFile(filepath.Join(chB, "msg"), []byte("again"), 0); err != nil {
 		t.Errorf("write on B after reopen on A: %v", err)
 	}
+}
+
+// nonblockingWrite makes one write(2) of a byte to path opened with
+// O_NONBLOCK, itself (os.File would wait in epoll on EAGAIN), and returns
+// its errno.
+func nonblockingWrite(t *testing.T, path string) error {
+	t.Helper()
+	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	_, err = syscall.Write(fd, []byte("x"))
+	return err
 }
 
 // grepLog returns the lines of log that contain any of words.
@@ -511,20 +481,12 @@ func TestNATSConnectionLoss(t *testing.T) {
 
 	// Non-blocking, before the timeout: EAGAIN at once (poll says not
 	// writable until the connection is back or given up).
-	f, err := os.OpenFile(filepath.Join(ch, "msg"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, _ := f.SyscallConn()
-	var werr error
-	rc.Write(func(fd uintptr) bool { _, werr = syscall.Write(int(fd), []byte("x")); return true })
-	f.Close()
-	if werr != syscall.EAGAIN {
-		t.Errorf("non-blocking write while NATS is down: %v, want EAGAIN", werr)
+	if err := nonblockingWrite(t, filepath.Join(ch, "msg")); err != syscall.EAGAIN {
+		t.Errorf("non-blocking write while NATS is down: %v, want EAGAIN", err)
 	}
 	// A Go program's write (non-blocking, waiting in epoll) and any
 	// blocking one: EIO once the connection has been down --nats-timeout.
-	err = os.WriteFile(filepath.Join(ch, "msg"), []byte("lost?"), 0)
+	err := os.WriteFile(filepath.Join(ch, "msg"), []byte("lost?"), 0)
 	if !errorIs(err, syscall.EIO) {
 		t.Errorf("write while NATS is down: %v, want EIO", err)
 	}
