@@ -237,22 +237,30 @@ func (c *benchClient) result(b *testing.B) benchResult {
 
 // TestBenchCommand runs a short `ipcfs bench --json` and checks that it
 // reports every transport and leaves no mount or temporary file behind.
-func TestBenchCommand(t *testing.T) {
-	if bins.skip != "" {
-		t.Skip(bins.skip)
-	}
-	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
+// runBench runs ipcfs bench with args (TMPDIR tmp) within d, and returns
+// its standard output and error.
+func runBench(t *testing.T, tmp string, d time.Duration, args ...string) (stdout []byte, stderrText string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bins.ipcfs, "bench", "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
+	cmd := exec.CommandContext(ctx, bins.ipcfs, append([]string{"bench"}, args...)...)
 	cmd.WaitDelay = 5 * time.Second
 	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("ipcfs bench: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
+		t.Fatalf("ipcfs bench %q: %v (ctx: %v)\n%s", args, err, ctx.Err(), stderr.String())
 	}
+	return out, stderr.String()
+}
+
+func TestBenchCommand(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	tmp := t.TempDir()
+	out, stderr := runBench(t, tmp, hangTimeout, "--json", "--sizes", "64,4K", "--time", "100ms", "--rounds", "1", "--shm-size", "1M")
 	type latency struct {
 		Transport    string  `json:"transport"`
 		Size         int     `json:"size"`
@@ -308,8 +316,8 @@ func TestBenchCommand(t *testing.T) {
 	if rep.Shm.Setup.Ratio <= 0 {
 		t.Errorf("no shm setup ratio:\n%s", out)
 	}
-	if !strings.Contains(stderr.String(), "ipcfs bench: [") {
-		t.Errorf("no progress line on stderr:\n%s", stderr.String())
+	if !strings.Contains(stderr, "ipcfs bench: [") {
+		t.Errorf("no progress line on stderr:\n%s", stderr)
 	}
 	checkBenchCleanedUp(t, tmp)
 }
@@ -322,18 +330,8 @@ func TestBenchNATS(t *testing.T) {
 		t.Skip(bins.skip)
 	}
 	tmp := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*hangTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bins.ipcfs, "bench", "--nats", "--json", "--only", "rtt,tput", "--sizes", "64,4K",
+	out, _ := runBench(t, tmp, 2*hangTimeout, "--nats", "--json", "--only", "rtt,tput", "--sizes", "64,4K",
 		"--time", "100ms", "--rounds", "1", "--placements", "unpinned")
-	cmd.WaitDelay = 5 * time.Second
-	cmd.Env = append(os.Environ(), "TMPDIR="+tmp)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("ipcfs bench --nats: %v (ctx: %v)\n%s", err, ctx.Err(), stderr.String())
-	}
 	type row struct {
 		Transport   string  `json:"transport"`
 		Size        int     `json:"size"`

@@ -351,13 +351,17 @@ func readStatus(t *testing.T, ch string) map[string]string {
 // waitTimeout waits for a started command, killing it after hangTimeout:
 // every wait on a child in these tests is bounded, so a hang fails the
 // test that hung, with its name, instead of the whole run at -timeout.
-func waitTimeout(cmd *exec.Cmd) error {
+func waitTimeout(cmd *exec.Cmd) error { return waitWithin(cmd, hangTimeout) }
+
+// waitWithin is waitTimeout with a bound of d: for a child whose work may
+// outlast a hang's bound (a cluster failing over).
+func waitWithin(cmd *exec.Cmd, d time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
 	case err := <-done:
 		return err
-	case <-time.After(hangTimeout):
+	case <-time.After(d):
 		cmd.Process.Kill()
 		// A client stuck in a request the daemon never answers cannot die
 		// until the daemon does: do not wait for it forever.
@@ -365,7 +369,7 @@ func waitTimeout(cmd *exec.Cmd) error {
 		case <-done:
 		case <-time.After(5 * time.Second):
 		}
-		return fmt.Errorf("%s did not finish within %v: %w", cmd.Path, hangTimeout, errHang)
+		return fmt.Errorf("%s did not finish within %v: %w", cmd.Path, d, errHang)
 	}
 }
 

@@ -53,19 +53,25 @@ type natsServer struct {
 func startNATS(t *testing.T) *natsServer {
 	t.Helper()
 	n := &natsServer{t: t, store: t.TempDir()}
-	n.opts = server.Options{
-		ServerName: "test-" + strconv.Itoa(freePort(t)),
+	n.opts = natsOptions(t, "test-"+strconv.Itoa(freePort(t)), n.store)
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// natsOptions are a JetStream server's on a free loopback port, storing
+// in store, with the max_payload ipcfs needs.
+func natsOptions(t *testing.T, name, store string) server.Options {
+	return server.Options{
+		ServerName: name,
 		Host:       "127.0.0.1",
 		Port:       freePort(t),
 		JetStream:  true,
-		StoreDir:   n.store,
+		StoreDir:   store,
 		MaxPayload: 8 << 20,
 		NoSigs:     true,
 		NoLog:      true,
 	}
-	n.start()
-	t.Cleanup(n.stop)
-	return n
 }
 
 // start (re)starts the server with its options, on the same port and store.
@@ -510,20 +516,6 @@ func TestNATSConnectionLoss(t *testing.T) {
 	}
 }
 
-// waitFinished waits for a started command for at most d, then kills it.
-func waitFinished(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("%s did not finish within %v", cmd.Path, d)
-	}
-}
-
 // waitJetStream waits until JetStream answers at url (a cluster has
 // elected its meta leader).
 func waitJetStream(t *testing.T, url string) {
@@ -563,18 +555,9 @@ func TestNATSCluster(t *testing.T) {
 				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 			}
 		}
-		n.opts = server.Options{
-			ServerName: fmt.Sprintf("n%d", i),
-			Host:       "127.0.0.1",
-			Port:       freePort(t),
-			JetStream:  true,
-			StoreDir:   n.store,
-			MaxPayload: 8 << 20,
-			NoSigs:     true,
-			NoLog:      true,
-			Cluster:    server.ClusterOpts{Name: "ipcfs-test", Host: "127.0.0.1", Port: clusterPorts[i]},
-			Routes:     server.RoutesFromStr(strings.Join(routes, ",")),
-		}
+		n.opts = natsOptions(t, fmt.Sprintf("n%d", i), n.store)
+		n.opts.Cluster = server.ClusterOpts{Name: "ipcfs-test", Host: "127.0.0.1", Port: clusterPorts[i]}
+		n.opts.Routes = server.RoutesFromStr(strings.Join(routes, ","))
 		servers = append(servers, n)
 		urls = append(urls, n.url())
 	}
@@ -614,7 +597,7 @@ func TestNATSCluster(t *testing.T) {
 	// Failing over (a new meta and stream leader, the daemon reconnecting)
 	// can take several --nats-timeout periods on a loaded machine: the
 	// writer's bound is longer than a hang's.
-	if err := waitFinished(w, 5*time.Minute); err != nil {
+	if err := waitWithin(w, 5*time.Minute); err != nil {
 		t.Fatalf("writer: %v", err)
 	}
 	t.Logf("the writer finished %v after the server stopped", time.Since(stopped).Round(time.Millisecond))
