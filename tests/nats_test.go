@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -723,5 +724,16 @@ func TestNATSEmbeddedCluster(t *testing.T) {
 	}
 	if got := run(t, "head", "-n1", filepath.Join(ch, "msg")); got != "back\n" {
 		t.Errorf("read on the first daemon: %q", got)
+	}
+}
+
+// The permission suite (another uid, through setpriv) on a NATS-backed
+// mount: modes and owners come from the shared records.
+func TestNATSPerm(t *testing.T) {
+	for name, c := range permTests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			c.test(t, mountForUsers(t, append(slices.Clone(c.flags), natsServeFlags...)...))
+		})
 	}
 }
