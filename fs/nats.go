@@ -34,6 +34,11 @@ func (s *Server) watchNamespace() error {
 	n := len(s.names)
 	s.mu.RUnlock()
 	s.log.Info("joined NATS namespace", "prefix", s.cfg.NATS.Prefix(), "channels", n)
+	go func() {
+		if _, err := s.cfg.NATS.Sweep(); err != nil {
+			s.log.Warn("sweeping orphan channel streams failed", "err", err)
+		}
+	}()
 	return nil
 }
 

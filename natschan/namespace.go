@@ -88,9 +88,11 @@ type Namespace struct {
 
 	downSince atomic.Int64 // UnixNano when the connection was lost; 0 while connected
 
-	mu      sync.Mutex
-	latest  map[string]uint64 // GUARDED_BY(mu); newest revision applied per key (own changes included)
-	deletes map[string]int    // GUARDED_BY(mu); this daemon's deletes of a key whose watch event has not come
+	mu         sync.Mutex
+	latest     map[string]uint64 // GUARDED_BY(mu); newest revision applied per key (own changes included)
+	deletes    map[string]int    // GUARDED_BY(mu); this daemon's deletes of a key whose watch event has not come
+	known      map[string]bool   // GUARDED_BY(mu); IDs of every record seen (Sweep spares their streams)
+	unreadable bool              // GUARDED_BY(mu); a record could not be read: which stream it names is unknown
 }
 
 // Connect joins the deployment and makes the namespace bucket if missing.
@@ -114,7 +116,7 @@ func Connect(cfg Config) (*Namespace, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Namespace{cfg: cfg, log: log, latest: make(map[string]uint64), deletes: make(map[string]int)}
+	n := &Namespace{cfg: cfg, log: log, latest: make(map[string]uint64), deletes: make(map[string]int), known: make(map[string]bool)}
 	opts := []nats.Option{
 		nats.Name(cfg.Name),
 		nats.Timeout(cfg.Timeout),
@@ -309,6 +311,9 @@ func (n *Namespace) ownDelete(key string) bool {
 // daemon that sees the record finds the stream). rec.ID is assigned.
 func (n *Namespace) Create(rec Record) (Record, error) {
 	rec.ID = nuid.Next()
+	n.mu.Lock()
+	n.known[rec.ID] = true
+	n.mu.Unlock()
 	ctx, cancel := n.ctx()
 	defer cancel()
 	key := EncodeName(rec.Name)
@@ -347,6 +352,61 @@ func (n *Namespace) dropStream(id string) {
 	}
 }
 
+// orphanAge is how old a channel stream without a record must be before
+// Sweep deletes it: older than any mkdir in progress (which makes the
+// stream just before the record).
+var orphanAge = 10 * time.Minute
+
+// Sweep deletes the channel streams of this prefix that no record this
+// daemon has seen names (through Watch or Create) and that are older than
+// orphanAge: left by a daemon killed between making a channel's stream
+// and its record, or between deleting the record and the stream. Call it
+// after Watch has loaded the namespace. It returns how many it deleted.
+func (n *Namespace) Sweep() (int, error) {
+	n.mu.Lock()
+	unreadable := n.unreadable
+	n.mu.Unlock()
+	if unreadable {
+		return 0, nil // a record's stream is unknown: none is surely an orphan
+	}
+	ctx, cancel := n.ctx()
+	defer cancel()
+	lister := n.js.ListStreams(ctx)
+	deleted := 0
+	for info := range lister.Info() {
+		id, ok := strings.CutPrefix(info.Config.Name, n.cfg.Prefix+"_")
+		n.mu.Lock()
+		known := n.known[id]
+		n.mu.Unlock()
+		if !ok || !isID(id) || known || len(info.Config.Subjects) != 1 ||
+			info.Config.Subjects[0] != n.subject(id) || time.Since(info.Created) < orphanAge {
+			continue
+		}
+		if err := n.js.DeleteStream(ctx, info.Config.Name); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return deleted, fmt.Errorf("natschan: deleting the orphan stream %s: %w", info.Config.Name, err)
+		}
+		n.log.Info("deleted a channel stream that no record names (left by a daemon that died)", "stream", info.Config.Name, "messages", info.State.Msgs)
+		deleted++
+	}
+	if err := lister.Err(); err != nil {
+		return deleted, fmt.Errorf("natschan: listing streams: %w", n.classify(err))
+	}
+	return deleted, nil
+}
+
+// isID reports whether s is a channel ID: a NUID, 22 letters and digits.
+func isID(s string) bool {
+	if len(s) != 22 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
 // Get returns the channel named name.
 func (n *Namespace) Get(name string) (Record, error) {
 	ctx, cancel := n.ctx()
@@ -358,7 +418,11 @@ func (n *Namespace) Get(name string) (Record, error) {
 	if err != nil {
 		return Record{}, fmt.Errorf("%q: %w", name, n.classify(err))
 	}
-	return decodeRecord(e)
+	rec, err := decodeRecord(e)
+	if err == nil {
+		n.learn(rec)
+	}
+	return rec, err
 }
 
 func decodeRecord(e jetstream.KeyValueEntry) (Record, error) {
@@ -371,6 +435,13 @@ func decodeRecord(e jetstream.KeyValueEntry) (Record, error) {
 	}
 	rec.Revision = e.Revision()
 	return rec, nil
+}
+
+// learn notes the ID of a record read from the bucket (Sweep spares it).
+func (n *Namespace) learn(rec Record) {
+	n.mu.Lock()
+	n.known[rec.ID] = true
+	n.mu.Unlock()
 }
 
 // Remove deletes the channel named name, and its stream with its queued
@@ -531,9 +602,15 @@ func (n *Namespace) deliver(e jetstream.KeyValueEntry, apply func(Event)) {
 	rec, err := decodeRecord(e)
 	if err != nil {
 		n.log.Warn("ignoring a namespace record ipcfs cannot read", "key", e.Key(), "err", err)
+		n.mu.Lock()
+		n.unreadable = true // its stream is unknown: Sweep deletes nothing
+		n.mu.Unlock()
 		return
 	}
 	rec.Name = name
+	n.mu.Lock()
+	n.known[rec.ID] = true
+	n.mu.Unlock()
 	apply(Event{Name: name, Record: rec})
 }
 

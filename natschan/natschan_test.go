@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
 	"github.com/ipcfs/ipcfs/channels"
 )
 
@@ -406,4 +409,38 @@ func TestQueueNoGoroutineLeak(t *testing.T) {
 	eventually(t, fmt.Sprintf("goroutines back to %d", before), func() bool {
 		return runtime.NumGoroutine() <= before
 	})
+}
+
+// Sweep deletes a channel stream no record names, once old enough, and
+// nothing else.
+func TestSweepOrphans(t *testing.T) {
+	ns, _ := testNamespace(t, Config{Prefix: "sw"})
+	live := newChannel(t, ns, "live", roomy)
+	orphan := nuid.Next()
+	ctx, cancel := ns.ctx()
+	defer cancel()
+	if _, err := ns.js.CreateStream(ctx, StreamConfig("sw", orphan, roomy, 1)); err != nil {
+		t.Fatal(err)
+	}
+	young, err := ns.Sweep()
+	if err != nil || young != 0 {
+		t.Fatalf("sweep of a young orphan: %d, %v; want 0", young, err)
+	}
+	defer func(age time.Duration) { orphanAge = age }(orphanAge)
+	orphanAge = 0
+	n, err := ns.Sweep()
+	if err != nil || n != 1 {
+		t.Fatalf("sweep: %d, %v; want 1", n, err)
+	}
+	if _, err := ns.js.Stream(ctx, "sw_"+orphan); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the orphan after the sweep: %v", err)
+	}
+	// The live channel's stream and the bucket stay.
+	send(t, live, "still")
+	if got := receive(t, live); got != "still" {
+		t.Errorf("live channel after the sweep: %q", got)
+	}
+	if _, err := ns.Get("live"); err != nil {
+		t.Errorf("the record after the sweep: %v", err)
+	}
 }
