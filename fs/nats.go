@@ -88,6 +88,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 		freeShm := s.removeLocked(c)
 		s.mu.Unlock()
 		s.finishRemove(c, freeShm)
+		go s.uncacheFiles(c)
 		go s.uncacheEntry(ev.Name) // the kernel would keep finding it for entryValid
 		s.log.Debug("channel removed by another daemon", "channel", ev.Name)
 		return
@@ -128,6 +129,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 	s.mu.Unlock()
 	if stale != nil {
 		s.finishRemove(stale, staleFree)
+		go s.uncacheFiles(stale)
 		go s.uncacheEntry(rec.Name)
 	}
 	c.nats.Apply(rec)
@@ -207,7 +209,7 @@ func (s *Server) mkdirNATS(r *fuse.MkdirRequest) error {
 	} else {
 		if other, ok := s.names[rec.Name]; ok {
 			freeShm := s.removeLocked(other)
-			defer s.finishRemove(other, freeShm)
+			defer func() { s.finishRemove(other, freeShm); go s.uncacheFiles(other) }()
 		}
 		if c, err = s.adoptLocked(rec, acct); err != nil {
 			s.mu.Unlock()
@@ -237,6 +239,11 @@ func (s *Server) removeNATS(r *fuse.RemoveRequest) error {
 	if ok {
 		s.finishRemove(c, freeShm)
 	}
+	defer func() {
+		if ok {
+			go s.uncacheFiles(c) // after the answer, as remove's
+		}
+	}()
 	level := s.log.Debug
 	if discarded > 0 {
 		level = s.log.Info

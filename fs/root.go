@@ -122,10 +122,11 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 		level = s.log.Info
 	}
 	level("channel removed", "channel", r.Name, "discarded_messages", discarded)
-	// The answer first: the kernel holds the channel's inode lock until
-	// RMDIR is answered, and the invalidation (finishRemove) takes it.
+	s.finishRemove(c, freeShm) // its memory is free when rmdir returns
 	r.Respond()
-	s.finishRemove(c, freeShm)
+	// Not while RMDIR is being answered: the kernel holds the channel's
+	// inode lock until then, and the invalidation takes it.
+	go s.uncacheFiles(c)
 	return nil
 }
 
@@ -145,15 +146,14 @@ func (s *Server) removeLocked(c *channel) (freeShm bool) {
 }
 
 // finishRemove ends a removed channel: its queue (blocked readers get end
-// of file, writers EPIPE), its region if freeShm, its account, and the
-// kernel's cached entries of its files.
+// of file, writers EPIPE), its region if freeShm, and its account. The
+// caller then has the kernel drop its cached entries (uncacheFiles).
 func (s *Server) finishRemove(c *channel, freeShm bool) {
 	c.queue.Close()
 	if freeShm {
 		c.shm.Close()
 	}
 	dropAccount(c.acct)
-	go s.uncacheFiles(c)
 }
 
 // uncacheFiles makes the kernel drop its cached entries of a removed
