@@ -39,11 +39,7 @@ func Mount(cfg Config) (*Server, error) {
 	if err := s.prepareMountpoint(); err != nil {
 		return nil, err
 	}
-	if cfg.NATS != nil {
-		if err := s.watchNamespace(); err != nil {
-			return nil, err
-		}
-	}
+
 	opts := []fuse.MountOption{
 		fuse.FSName("ipcfs"),
 		fuse.Subtype("ipcfs"),
@@ -61,6 +57,16 @@ func Mount(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("mount %s: %w", mnt, err)
 	}
 	s.conn = conn
+	if cfg.NATS != nil {
+		// Loaded before Serve: requests wait in the kernel until then, so
+		// the first sees every channel. The watch's later changes need
+		// s.conn (invalidations): it is set.
+		if err := s.watchNamespace(); err != nil {
+			fuse.Unmount(mnt)
+			conn.Close()
+			return nil, err
+		}
+	}
 	if !cfg.StrictDirtyLimit && !conn.Passthrough() {
 		s.liftDirtyLimit()
 	}

@@ -109,6 +109,10 @@ func (s *Server) applyEvent(ev natschan.Event) {
 		var err error
 		if c, err = s.adoptLocked(rec, s.lim.budget.Adopt(rec.Uid, channelCost)); err != nil {
 			s.mu.Unlock()
+			if stale != nil {
+				s.finishRemove(stale, staleFree)
+				go s.uncacheFiles(stale)
+			}
 			s.log.Error("a channel of the namespace cannot be served here", "channel", rec.Name, "err", err)
 			return
 		}

@@ -737,3 +737,19 @@ func TestNATSPerm(t *testing.T) {
 		})
 	}
 }
+
+// Mounting with NATS unreachable fails at once, saying so, and leaves
+// nothing mounted.
+func TestNATSUnreachable(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	mnt := filepath.Join(t.TempDir(), "ipc")
+	_, stderr, err := runErr(bins.ipcfs, "mount", "--nats", fmt.Sprintf("nats://127.0.0.1:%d", freePort(t)), mnt)
+	if err == nil || !strings.Contains(stderr, "connecting to") {
+		t.Errorf("mount with NATS unreachable: %v, stderr %q; want a failure saying it could not connect", err, stderr)
+	}
+	if m, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(m), mnt) {
+		t.Errorf("%s is mounted after the failure", mnt)
+	}
+}
