@@ -22,10 +22,11 @@ import (
 // TrySend and TryReceive always defer (channels.ErrDeferred) and Send and
 // Receive complete on other goroutines.
 //
-// Stats: messages, bytes and sent (the stream's last sequence) are the
-// channel's, for every daemon; received is sent minus queued minus
-// flushed, so also the channel's. readers, writers, blocked_readers,
-// blocked_writers and truncated are this daemon's.
+// Stats: messages, bytes (data only) and sent (the stream's last
+// sequence) are the channel's, for every daemon; received is sent minus
+// queued minus flushed, so also the channel's, as is hungup. readers,
+// writers, blocked_readers, blocked_writers and truncated are this
+// daemon's.
 type Queue struct {
 	ns      *Namespace
 	id      string
@@ -34,9 +35,9 @@ type Queue struct {
 	events  string
 
 	mu          sync.Mutex
-	rec         Record             // GUARDED_BY(mu); the channel's record, as last applied
-	cons        jetstream.Consumer // GUARDED_BY(mu); nil until first needed
-	state       jetstream.StreamState
+	rec         Record                  // GUARDED_BY(mu); the channel's record, as last applied
+	cons        jetstream.Consumer      // GUARDED_BY(mu); nil until first needed
+	state       jetstream.StreamState   // GUARDED_BY(mu); the stream's, as last read (and as this daemon's own publishes moved it)
 	stateAt     time.Time               // GUARDED_BY(mu); when state was read; zero: never
 	refreshing  bool                    // GUARDED_BY(mu); a refresh is in flight
 	again       bool                    // GUARDED_BY(mu); and another is wanted after it
