@@ -211,45 +211,13 @@ func testPyLimits(t *testing.T, d *daemon) {
 		t.Fatalf("after a 4 MiB write: messages %s bytes %s, want at least 4 pieces of at most 1 MiB holding %d bytes",
 			st["messages"], st["bytes"], big)
 	}
-	// Status tells where pieces begin: a read that takes a piece off the
-	// queue adds 1 to received and takes the piece's length off bytes.
-	var (
-		got                 []byte
-		pieceLen, pieceRead int // the piece being read
-		received            = pyAtoi(t, st["received"])
-		queued              = big
-		reads               int
-		sizes               []int
-	)
-	for len(got) < big && reads < 4*pieces+8 {
-		b := r.read("r", big)
-		reads++
-		sizes = append(sizes, len(b))
-		st := readStatus(t, ch)
-		nowReceived, nowQueued := pyAtoi(t, st["received"]), pyAtoi(t, st["bytes"])
-		switch nowReceived - received {
-		case 0:
-			if pieceRead+len(b) > pieceLen {
-				t.Errorf("read %d: %d bytes continue a %d-byte piece at %d: more than it holds", reads, len(b), pieceLen, pieceRead)
-			}
-			pieceRead += len(b)
-		case 1:
-			if pieceRead != pieceLen {
-				t.Errorf("read %d started a new piece with %d bytes of the last one unread", reads, pieceLen-pieceRead)
-			}
-			pieceLen, pieceRead = queued-nowQueued, len(b)
-			if pieceLen > 1<<20 || len(b) > pieceLen {
-				t.Errorf("read %d: %d bytes from a new piece of %d bytes", reads, len(b), pieceLen)
-			}
-		default:
-			t.Errorf("read %d (%d bytes) took %d messages off the queue: bytes of several pieces in one read", reads, len(b), nowReceived-received)
+	got, lens, sizes := readPieces(t, "4 MiB", r, ch, big, 4*pieces+8, big)
+	for i, n := range lens {
+		if n > 1<<20 {
+			t.Errorf("piece %d holds %d bytes, more than 1 MiB", i, n)
 		}
-		if len(b) == 0 {
-			t.Fatalf("read %d returned end of file", reads)
-		}
-		received, queued = nowReceived, nowQueued
-		got = append(got, b...)
 	}
+	reads := len(sizes)
 	t.Logf("4 MiB written as %d pieces, read in %d reads of %v bytes", pieces, reads, sizes)
 	if !bytes.Equal(got, data) {
 		t.Errorf("the pieces' concatenation (%d bytes in %d reads) differs from the 4 MiB written", len(got), reads)
@@ -257,6 +225,48 @@ func testPyLimits(t *testing.T, d *daemon) {
 	if st := readStatus(t, ch); st["messages"] != "0" || st["truncated"] != "0" || pyAtoi(t, st["received"]) != 1+pieces {
 		t.Errorf("after reading the pieces: %v, want messages 0, truncated 0, received %d", st, 1+pieces)
 	}
+}
+
+// readPieces reads total bytes through r's open file "r" (reads of size
+// bytes, at most maxReads of them) and checks, with ch's status, that no
+// read takes bytes of two pieces: a read that takes a piece off the queue
+// adds 1 to received and takes the piece's length off bytes. It returns
+// the bytes, each piece's length and each read's size.
+func readPieces(t *testing.T, what string, r *pyClient, ch string, total, maxReads, size int) (got []byte, pieceLens, readSizes []int) {
+	t.Helper()
+	st := readStatus(t, ch)
+	received, queued := pyAtoi(t, st["received"]), pyAtoi(t, st["bytes"])
+	pieceLen, pieceAt := 0, 0 // the piece being read
+	for len(got) < total && len(readSizes) < maxReads {
+		b := r.read("r", size)
+		readSizes = append(readSizes, len(b))
+		if len(b) == 0 {
+			t.Fatalf("%s: read %d returned end of file", what, len(readSizes))
+		}
+		st := readStatus(t, ch)
+		nowReceived, nowQueued := pyAtoi(t, st["received"]), pyAtoi(t, st["bytes"])
+		switch nowReceived - received {
+		case 0:
+			if pieceAt+len(b) > pieceLen {
+				t.Errorf("%s: %d bytes continue a %d-byte piece at %d: more than it holds", what, len(b), pieceLen, pieceAt)
+			}
+			pieceAt += len(b)
+		case 1:
+			if pieceAt != pieceLen {
+				t.Errorf("%s: a read started a new piece with %d bytes of the last one unread", what, pieceLen-pieceAt)
+			}
+			pieceLen, pieceAt = queued-nowQueued, len(b)
+			if len(b) > pieceLen {
+				t.Errorf("%s: %d bytes from a new piece of %d bytes", what, len(b), pieceLen)
+			}
+			pieceLens = append(pieceLens, pieceLen)
+		default:
+			t.Errorf("%s: read %d (%d bytes) took %d messages off the queue: bytes of several pieces in one read", what, len(readSizes), len(b), nowReceived-received)
+		}
+		received, queued = nowReceived, nowQueued
+		got = append(got, b...)
+	}
+	return got, pieceLens, readSizes
 }
 
 // O_NONBLOCK at open or set by fcntl: EAGAIN instead of waiting; cleared,

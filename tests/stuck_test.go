@@ -1303,40 +1303,8 @@ func testStuckPieces(t *testing.T, d *daemon) {
 		if pyAtoi(t, st["sent"])-pyAtoi(t, before["sent"]) != len(c.pieces) || st["bytes"] != strconv.Itoa(c.n) {
 			t.Errorf("%s: sent %s→%s bytes %s, want %d pieces holding %d bytes", name, before["sent"], st["sent"], st["bytes"], len(c.pieces), c.n)
 		}
-		// A read never takes bytes of two pieces: status tells where
-		// pieces begin (received +1, bytes −the piece).
-		var (
-			got               []byte
-			lens              []int
-			pieceLen, pieceAt int
-			received          = pyAtoi(t, st["received"])
-			queued            = c.n
-		)
-		for reads := 0; len(got) < c.n && reads < 4*len(c.pieces)+8; reads++ {
-			b := r.read("r", 2<<20)
-			if len(b) == 0 {
-				t.Fatalf("%s: end of file", name)
-			}
-			st := readStatus(t, ch)
-			nowReceived, nowQueued := pyAtoi(t, st["received"]), pyAtoi(t, st["bytes"])
-			switch nowReceived - received {
-			case 0:
-				if pieceAt+len(b) > pieceLen {
-					t.Errorf("%s: %d bytes continue a %d-byte piece at %d: more than it holds", name, len(b), pieceLen, pieceAt)
-				}
-				pieceAt += len(b)
-			case 1:
-				if pieceAt != pieceLen {
-					t.Errorf("%s: a read started a new piece with %d bytes of the last unread", name, pieceLen-pieceAt)
-				}
-				pieceLen, pieceAt = queued-nowQueued, len(b)
-				lens = append(lens, pieceLen)
-			default:
-				t.Errorf("%s: one read took %d pieces", name, nowReceived-received)
-			}
-			received, queued = nowReceived, nowQueued
-			got = append(got, b...)
-		}
+		// A read never takes bytes of two pieces (readPieces).
+		got, lens, _ := readPieces(t, name, r, ch, c.n, 4*len(c.pieces)+8, 2<<20)
 		if want := bigPattern(c.n, 3); !bytes.Equal(got, want) {
 			t.Errorf("%s: the pieces' concatenation: %s", name, firstDifference(got, want))
 		}
