@@ -753,3 +753,43 @@ func TestNATSUnreachable(t *testing.T) {
 		t.Errorf("%s is mounted after the failure", mnt)
 	}
 }
+
+// Authority across hosts: a channel root made on A is root's on B too —
+// another uid on B may send but not write ctl (EACCES) or resize shm
+// (EPERM) — until a chown on A makes it theirs everywhere. shm stays each
+// host's own.
+func TestNATSAuthorityAcross(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	flags := []string{"--allow-other", "--nats", ns.url(), "--nats-prefix", "auth"}
+	a, b := mountForUsers(t, flags...), mountForUsers(t, flags...)
+	ra, ob := a.root(t), b.other(t)
+	ra.want("mkdir "+a.at("pub")+" 0777", "ok")
+	wantMode(t, ob, b.at("pub/ctl"), "ok type=file mode=0644 uid=0 gid=0")
+	ob.want("open m "+b.at("pub/msg")+" w", "ok")
+	ob.want(`write m "from B"`, "ok 6")
+	ob.want("open c "+b.at("pub/ctl")+" w", "EACCES")
+	ob.want("truncate "+b.at("pub/shm")+" 4096", "EPERM")
+
+	ra.want("truncate "+a.at("pub/shm")+" 8192", "ok")
+	if fi, err := os.Stat(filepath.Join(b.mnt, "pub", "shm")); err != nil || fi.Size() != 0 {
+		t.Errorf("B's shm after A's truncate: %v, %v; want its own, of size 0", fi, err)
+	}
+	if st := readStatus(t, filepath.Join(b.mnt, "pub")); st["shm_size"] != "0" || st["messages"] != "1" {
+		t.Errorf("B's status: %v, want shm_size 0 (local) and messages 1 (the channel's)", st)
+	}
+
+	if err := os.Chown(filepath.Join(a.mnt, "pub"), 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the chown on A reaching B", func() bool {
+		fi, err := os.Stat(filepath.Join(b.mnt, "pub", "ctl"))
+		return err == nil && fi.Sys().(*syscall.Stat_t).Uid == 65534
+	})
+	ob.want("open c "+b.at("pub/ctl")+" w", "ok")
+	ob.want(`write c "hangup"`, "ok 6")
+	eventually(t, "B's hangup reaching A", func() bool { return readStatus(t, filepath.Join(a.mnt, "pub"))["hungup"] == "true" })
+	ob.want("truncate "+b.at("pub/shm")+" 4096", "ok")
+}
