@@ -5,12 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/ipcfs/ipcfs/natschan"
 )
 
 // The direct NATS clients: the exchange a NATS-backed msg makes, done with
@@ -83,17 +84,11 @@ func (c *natsClient) publish(p []byte) error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		_, err := c.js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
 		cancel()
-		if err == nil || !isStreamFull(err) {
+		if err == nil || !natschan.IsFull(err) {
 			return err
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-}
-
-// isStreamFull reports whether a publish failed on the stream's limits.
-func isStreamFull(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum")
 }
 
 // next pulls one message and acknowledges it (a plain Ack: natschan's is

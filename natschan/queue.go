@@ -45,7 +45,6 @@ type Queue struct {
 	asked       int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
 	fetchers    int                     // GUARDED_BY(mu); goroutines pulling (at most maxFetchers)
 	roomWait    []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
-	publishing  int                     // GUARDED_BY(mu); sends being published
 	armed       []*pollWatch            // GUARDED_BY(mu)
 	inHand      map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
 	acking      int                     // GUARDED_BY(mu); acknowledgements of delivered messages not yet confirmed
@@ -194,9 +193,10 @@ func (q *Queue) TryReceive() ([]byte, error) {
 // Send publishes msg to the stream, with a message ID of its own so that
 // retries after a lost acknowledgement are stored once, and completes op
 // when the stream has stored it. When the stream is full it waits for
-// room (if wait) and retries; while NATS does not answer it retries for
-// the configured timeout, then fails with ErrUnavailable (if !wait: with
-// ErrWouldBlock at once).
+// room (if wait; else fails with ErrWouldBlock) and retries; while NATS
+// does not answer it retries for the configured timeout, then fails with
+// ErrUnavailable (if !wait and nothing was sent yet: ErrWouldBlock at
+// once; see publish).
 func (q *Queue) Send(o channels.Op, msg []byte, wait bool) {
 	p := o.(*op)
 	q.mu.Lock()
@@ -205,7 +205,6 @@ func (q *Queue) Send(o channels.Op, msg []byte, wait bool) {
 		return // canceled before it started
 	}
 	p.state = opBusy
-	q.publishing++
 	q.mu.Unlock()
 	go q.publish(p, msg, wait)
 }
@@ -278,7 +277,7 @@ func (q *Queue) publish(p *op, msg []byte, wait bool) {
 			q.announce()
 			q.sendDone(p, nil)
 			return
-		case err == errNoRoom || isFull(err):
+		case err == errNoRoom || IsFull(err):
 			// (After an unanswered attempt, a full stream means that one
 			// was not stored: the stream checks message IDs first.)
 			if !wait {
@@ -356,9 +355,9 @@ func (q *Queue) dataBytesLocked() int64 {
 	return max(int64(q.state.Bytes)-int64(q.state.Msgs*q.overhead()), 0)
 }
 
-// isFull reports whether a publish failed on the stream's limits (discard
+// IsFull reports whether a publish failed on the stream's limits (discard
 // new): JetStream's "maximum messages/bytes exceeded".
-func isFull(err error) bool {
+func IsFull(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && strings.Contains(apiErr.Description, "maximum") &&
 		(strings.Contains(apiErr.Description, "messages") || strings.Contains(apiErr.Description, "bytes"))
@@ -374,12 +373,10 @@ func isNotFound(err error) bool {
 func (q *Queue) waitRoom(p *op, d time.Duration) bool {
 	q.mu.Lock()
 	if p.state == opDone {
-		q.publishing--
 		q.mu.Unlock()
 		return false
 	}
 	p.state = opWaiting
-	q.publishing--
 	q.roomWait = append(q.roomWait, p)
 	q.wantEventsLocked()
 	q.mu.Unlock()
@@ -398,7 +395,6 @@ func (q *Queue) waitRoom(p *op, d time.Duration) bool {
 	}
 	q.roomWait = remove(q.roomWait, p)
 	p.state = opBusy
-	q.publishing++
 	q.wantEventsLocked()
 	return true
 }
@@ -416,7 +412,6 @@ func (q *Queue) wakeRoomLocked() {
 // sendDone completes a send.
 func (q *Queue) sendDone(p *op, err error) {
 	q.mu.Lock()
-	q.publishing--
 	ok := p.finishLocked()
 	if err == nil {
 		q.wakeRoomLocked() // there may be room for the next too
