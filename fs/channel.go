@@ -16,7 +16,6 @@ import (
 type channel struct {
 	serial  uint64
 	queue   channels.Queue
-	nats    *natschan.Queue // the same queue when it lives in NATS (nats.go); nil for a local channel
 	shm     *shmregion.Region
 	acct    *channels.Account // the channel's share of the mount's budget (limits.go)
 	created time.Time
@@ -37,6 +36,13 @@ type channel struct {
 	shmFreed bool        // GUARDED_BY(Server.mu); the region was closed
 	backing  int32       // GUARDED_BY(Server.mu); the region's FUSE backing file ID while shm is open in passthrough, else 0
 	msgFresh fuse.NodeID // GUARDED_BY(Server.mu); msg instance not yet opened, 0 if none
+}
+
+// shared returns the channel's queue if it lives in NATS (nats.go), nil
+// for a local channel.
+func (c *channel) shared() *natschan.Queue {
+	q, _ := c.queue.(*natschan.Queue)
+	return q
 }
 
 // attr returns the attributes of the channel's node of kind k. Requires
@@ -68,8 +74,8 @@ func (c *channel) attr(k kind) fuse.Attr {
 		// Grows like a log file's as messages are sent, so that tail -f
 		// (which polls the size and mtime) reads when one is.
 		a.Size = msgSize + uint64(c.sentBytes.Load())
-		if c.nats != nil {
-			a.Size += c.nats.SentSeen() // other hosts' messages too
+		if q := c.shared(); q != nil {
+			a.Size += q.SentSeen() // other hosts' messages too
 		}
 		if t := c.lastSent.Load(); t != 0 {
 			a.Mtime = time.Unix(0, t)

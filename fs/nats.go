@@ -81,7 +81,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 	if ev.Removed {
 		s.mu.Lock()
 		c, ok := s.names[ev.Name]
-		if !ok || c.nats == nil {
+		if !ok || c.shared() == nil {
 			s.mu.Unlock()
 			return
 		}
@@ -136,7 +136,7 @@ func (s *Server) applyEvent(ev natschan.Event) {
 		go s.uncacheFiles(stale)
 		go s.uncacheEntry(rec.Name)
 	}
-	c.nats.Apply(rec)
+	c.shared().Apply(rec)
 	if oldName != "" {
 		go s.uncacheEntry(oldName)
 	}
@@ -156,7 +156,6 @@ func (s *Server) adoptLocked(rec natschan.Record, a *channels.Account) (*channel
 	q := s.cfg.NATS.Queue(rec)
 	c := &channel{
 		queue:   q,
-		nats:    q,
 		shm:     region,
 		acct:    a,
 		created: rec.Created,
@@ -222,7 +221,7 @@ func (s *Server) mkdirNATS(r *fuse.MkdirRequest) error {
 	}
 	resp := s.mkdirResponseLocked(c)
 	s.mu.Unlock()
-	s.log.Debug("channel created", "channel", r.Name, "uid", r.Uid, "gid", r.Gid, "mode", c.perm, "stream", c.nats.Stream())
+	s.log.Debug("channel created", "channel", r.Name, "uid", r.Uid, "gid", r.Gid, "mode", c.perm, "stream", c.shared().Stream())
 	r.Respond(resp)
 	return nil
 }
@@ -278,11 +277,11 @@ func (s *Server) setOwnerShared(r *fuse.SetattrRequest) error {
 		name = c.name
 	}
 	s.mu.RUnlock()
-	if err != nil || k != kindDir || c.nats == nil {
+	if err != nil || k != kindDir || c.shared() == nil {
 		return nil // setattr refuses it, or it is not shared
 	}
 	_, err = s.cfg.NATS.Update(name, func(rec *natschan.Record) error {
-		if rec.ID != c.nats.ID() {
+		if rec.ID != c.shared().ID() {
 			return fmt.Errorf("%q was replaced: %w", name, errNoEntry)
 		}
 		if r.Valid.Mode() {

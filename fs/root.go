@@ -135,8 +135,8 @@ func (s *Server) remove(r *fuse.RemoveRequest) error {
 // call finishRemove after unlocking.
 func (s *Server) removeLocked(c *channel) (freeShm bool) {
 	delete(s.names, c.name)
-	if c.nats != nil {
-		delete(s.byID, c.nats.ID())
+	if q := c.shared(); q != nil {
+		delete(s.byID, q.ID())
 	}
 	c.removed.Store(true)
 	freeShm = c.shmOpen == 0 && !c.shmFreed

@@ -194,8 +194,8 @@ func statusText(c *channel) ([]byte, error) {
 	b = strconv.AppendBool(append(b, "hungup "...), st.HungUp)
 	b = append(b, '\n')
 	b = appendKeyValue(b, "memory", c.acct.Memory())
-	if c.nats != nil {
-		b = append(append(append(b, "stream "...), c.nats.Stream()...), '\n')
+	if q := c.shared(); q != nil {
+		b = append(append(append(b, "stream "...), q.Stream()...), '\n')
 	}
 	return b, nil
 }
