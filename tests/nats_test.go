@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -102,15 +103,37 @@ func (n *natsServer) stop() {
 func (n *natsServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.opts.Port) }
 
 // freePort returns a loopback TCP port free now.
+//
+// The port is below the kernel's ephemeral range, where listeners on port
+// 0 (the other tests' servers, running in parallel) and outgoing
+// connections take theirs: a port from that range, free when handed out,
+// was taken by one of them before the daemon bound it. Each port is
+// handed out once per test run.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 1000 {
+		p := 20000 + rand.IntN(12000) // [20000, 32000): ip_local_port_range starts at 32768
+		if portsGiven[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsGiven[p] = true
+		return p
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatal("no free port in 20000-31999")
+	return 0
 }
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{} // GUARDED_BY(portsMu)
+)
 
 // twoDaemons mounts two daemons joined to url with the same prefix, as two
 // hosts would be.
