@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/ipcfs/ipcfs/internal/listing"
 	"github.com/ipcfs/ipcfs/internal/mountinfo"
@@ -43,7 +45,11 @@ func lsCmd(args []string) int {
 			continue
 		}
 		c, err := listing.Read(mnt)
-		if err != nil {
+		switch {
+		case errors.Is(err, syscall.ENOTCONN):
+			fmt.Fprintf(os.Stderr, "ipcfs ls: %s: its daemon is gone (transport endpoint is not connected); umount %s removes the mount\n", mnt, mnt)
+			code = 1
+		case err != nil:
 			fmt.Fprintln(os.Stderr, "ipcfs ls:", err)
 			code = 1
 		}
