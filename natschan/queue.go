@@ -35,24 +35,25 @@ type Queue struct {
 	events  string
 
 	mu          sync.Mutex
-	rec         Record                  // GUARDED_BY(mu); the channel's record, as last applied
-	cons        jetstream.Consumer      // GUARDED_BY(mu); nil until first needed
-	state       jetstream.StreamState   // GUARDED_BY(mu); the stream's, as last read (and as this daemon's own publishes moved it)
-	stateAt     time.Time               // GUARDED_BY(mu); when state was read; zero: never
-	refreshing  bool                    // GUARDED_BY(mu); a refresh is in flight
-	again       bool                    // GUARDED_BY(mu); and another is wanted after it
-	receivers   []*op                   // GUARDED_BY(mu); blocked receives, oldest first
-	asked       int                     // GUARDED_BY(mu); messages asked of the consumer and not yet come
-	fetchers    int                     // GUARDED_BY(mu); goroutines pulling (at most maxFetchers)
-	roomWait    []*op                   // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
-	armed       []*pollWatch            // GUARDED_BY(mu)
-	inHand      map[*byte]jetstream.Msg // GUARDED_BY(mu); received, not yet delivered
-	acking      int                     // GUARDED_BY(mu); acknowledgements of delivered messages not yet confirmed
-	acked       uint64                  // GUARDED_BY(mu); acknowledgements confirmed, ever
-	ackedAtRead uint64                  // GUARDED_BY(mu); acked when state was read
-	evSub       *nats.Subscription      // GUARDED_BY(mu); while something waits for changes
-	stopTick    chan struct{}           // GUARDED_BY(mu); with evSub: closed to stop the refresh now and then (in case an event was missed)
-	closed      bool                    // GUARDED_BY(mu)
+	rec         Record                // GUARDED_BY(mu); the channel's record, as last applied
+	state       jetstream.StreamState // GUARDED_BY(mu); the stream's, as last read (and as this daemon's own publishes moved it)
+	stateAt     time.Time             // GUARDED_BY(mu); when state was read; zero: never
+	refreshing  bool                  // GUARDED_BY(mu); a refresh is in flight
+	again       bool                  // GUARDED_BY(mu); and another is wanted after it
+	receivers   []*op                 // GUARDED_BY(mu); blocked receives, oldest first
+	asked       int                   // GUARDED_BY(mu); messages the blocking pulls out may still bring
+	fetchers    int                   // GUARDED_BY(mu); blocking pulls out (at most maxFetchers)
+	pulls       map[string]*pull      // GUARDED_BY(mu); pulls not yet over, by ID (the last token of their reply subject)
+	inbox       string                // the prefix of the pulls' reply subjects
+	roomWait    []*op                 // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
+	armed       []*pollWatch          // GUARDED_BY(mu)
+	inHand      map[*byte]*nats.Msg   // GUARDED_BY(mu); received, not yet delivered
+	acking      int                   // GUARDED_BY(mu); acknowledgements of delivered messages not yet confirmed
+	acked       uint64                // GUARDED_BY(mu); acknowledgements confirmed, ever
+	ackedAtRead uint64                // GUARDED_BY(mu); acked when state was read
+	evSub       *nats.Subscription    // GUARDED_BY(mu); while something waits for changes
+	stopTick    chan struct{}         // GUARDED_BY(mu); with evSub: closed to stop the refresh now and then (in case an event was missed)
+	closed      bool                  // GUARDED_BY(mu)
 
 	readers, writers int64  // GUARDED_BY(mu)
 	truncated        uint64 // GUARDED_BY(mu)
@@ -70,7 +71,9 @@ func (n *Namespace) Queue(rec Record) *Queue {
 		subject: n.subject(rec.ID),
 		events:  n.events(rec.ID),
 		rec:     rec,
-		inHand:  make(map[*byte]jetstream.Msg),
+		inHand:  make(map[*byte]*nats.Msg),
+		pulls:   make(map[string]*pull),
+		inbox:   n.nc.NewInbox(),
 	}
 }
 
@@ -455,41 +458,6 @@ func (q *Queue) Receive(o channels.Op, wait bool) {
 	}
 }
 
-// receiveNow is a receive that does not wait: one message if the
-// consumer has one to give now.
-func (q *Queue) receiveNow(p *op) {
-	var msg jetstream.Msg
-	cons, err := q.consumer()
-	if err == nil {
-		var batch jetstream.MessageBatch
-		if batch, err = cons.FetchNoWait(1); err == nil {
-			for m := range batch.Messages() {
-				msg = m
-			}
-		}
-	}
-	q.mu.Lock()
-	p.state = opWaiting // so that finishLocked completes it
-	switch {
-	case msg != nil && len(msg.Data()) > 0:
-		q.inHand[&msg.Data()[0]] = msg
-		q.mu.Unlock()
-		q.complete(p, msg.Data(), nil)
-		return
-	case msg != nil: // empty: not ipcfs's; it would read as end of file
-		q.mu.Unlock()
-		msg.Ack()
-		q.complete(p, nil, channels.ErrWouldBlock)
-		return
-	case q.closed || q.rec.HungUp && q.drainedLocked():
-		q.mu.Unlock()
-		q.complete(p, nil, io.EOF)
-		return
-	}
-	q.mu.Unlock()
-	q.complete(p, nil, channels.ErrWouldBlock)
-}
-
 // complete finishes p unless canceled.
 func (q *Queue) complete(p *op, msg []byte, err error) {
 	q.mu.Lock()
@@ -517,142 +485,6 @@ func (q *Queue) drainedLocked() bool {
 	return !q.stateAt.IsZero() && q.state.Msgs == 0
 }
 
-// consumer returns the channel's consumer, looking it up the first time.
-func (q *Queue) consumer() (jetstream.Consumer, error) {
-	q.mu.Lock()
-	c := q.cons
-	q.mu.Unlock()
-	if c != nil {
-		return c, nil
-	}
-	ctx, cancel := q.ns.ctx()
-	defer cancel()
-	c, err := q.ns.js.Consumer(ctx, q.stream, consumerName)
-	if err != nil {
-		return nil, fmt.Errorf("the consumer of %s: %w", q.stream, q.ns.classify(err))
-	}
-	q.mu.Lock()
-	q.cons = c
-	q.mu.Unlock()
-	return c, nil
-}
-
-// askLocked starts a pull for the blocked receives beyond those already
-// asked for, unless maxFetchers pulls are out: each asks, when it starts
-// again, for every receive not yet asked for. Requires q.mu.
-func (q *Queue) askLocked() {
-	if q.closed || q.fetchers >= maxFetchers {
-		return
-	}
-	if n := q.unaskedLocked(); n > 0 {
-		q.asked += n
-		q.fetchers++
-		go q.fetch(n)
-	}
-}
-
-// unaskedLocked is how many more messages a pull may ask for now.
-// Requires q.mu.
-func (q *Queue) unaskedLocked() int {
-	return min(len(q.receivers)-q.asked, maxBatch)
-}
-
-// maxFetchers bounds the pulls one queue has out at once, and maxBatch
-// the messages one asks for: 4,000 blocked readers make two pulls, not
-// 4,000 (each is a subscription and buffers).
-const (
-	maxFetchers = 2
-	maxBatch    = 256
-)
-
-// fetchWait is how long one pull request waits on the server; a daemon
-// that dies leaves it there that long at most. fetchHeartbeat lets a
-// pull notice a lost server sooner.
-const (
-	fetchWait      = 5 * time.Second
-	fetchHeartbeat = time.Second
-)
-
-// fetch pulls up to n messages and hands each to the oldest blocked
-// receive; one that came after its receive went away is given back
-// (NAK: redelivered at once, to whichever daemon asks).
-func (q *Queue) fetch(n int) {
-	for {
-		got, err := q.fetchOnce(n)
-		q.mu.Lock()
-		q.asked -= n - got
-		closed := q.closed
-		if closed {
-			q.fetchers--
-		}
-		q.mu.Unlock()
-		if closed {
-			return
-		}
-		if err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-			q.ns.log.Debug("pull from a channel's stream failed; retrying", "stream", q.stream, "err", err)
-			time.Sleep(100 * time.Millisecond) // the connection may come back: blocked reads wait on
-		}
-		q.mu.Lock()
-		hungUp := q.rec.HungUp
-		n = q.unaskedLocked()
-		if n <= 0 || q.closed {
-			q.fetchers--
-			q.mu.Unlock()
-			return
-		}
-		q.asked += n
-		q.mu.Unlock()
-		if hungUp {
-			q.refresh()
-		}
-	}
-}
-
-// fetchOnce makes one pull request of n messages and returns how many came.
-func (q *Queue) fetchOnce(n int) (int, error) {
-	cons, err := q.consumer()
-	if err != nil {
-		return 0, err
-	}
-	batch, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait), jetstream.FetchHeartbeat(fetchHeartbeat))
-	if err != nil {
-		return 0, err
-	}
-	got := 0
-	for m := range batch.Messages() {
-		got++
-		q.mu.Lock()
-		q.asked--
-		q.mu.Unlock()
-		q.arrived(m)
-	}
-	return got, batch.Error()
-}
-
-// arrived hands a pulled message to the oldest blocked receive.
-func (q *Queue) arrived(m jetstream.Msg) {
-	data := m.Data()
-	if len(data) == 0 {
-		m.Ack() // not ipcfs's: it would read as end of file
-		return
-	}
-	q.mu.Lock()
-	for len(q.receivers) > 0 {
-		p := q.receivers[0]
-		q.receivers = q.receivers[1:]
-		if p.finishLocked() {
-			q.inHand[&data[0]] = m
-			q.wantEventsLocked()
-			q.mu.Unlock()
-			p.done(data, nil)
-			return
-		}
-	}
-	q.mu.Unlock()
-	m.Nak()
-}
-
 // Delivered acknowledges msg: its reader's READ was answered.
 func (q *Queue) Delivered(msg []byte) {
 	if len(msg) == 0 {
@@ -673,7 +505,7 @@ func (q *Queue) Delivered(msg []byte) {
 	// status read after a read(2) counts the message as received.
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), q.ns.cfg.Timeout)
-		err := m.DoubleAck(ctx)
+		err := m.AckSync(nats.Context(ctx)) // a double ack
 		cancel()
 		if err != nil {
 			q.ns.log.Warn("acknowledging a delivered message failed; NATS will deliver it again", "stream", q.stream, "err", err)
@@ -1077,7 +909,9 @@ func (q *Queue) Close() int {
 	wakes := q.armed
 	q.armed = nil
 	q.wantEventsLocked()
+	stopPulls := q.stopPullsLocked()
 	q.mu.Unlock()
+	stopPulls()
 	for _, p := range eof {
 		p.done(nil, io.EOF)
 	}

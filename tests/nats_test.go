@@ -452,6 +452,67 @@ func TestNATSDaemonKilledHoldingMessage(t *testing.T) {
 	}
 }
 
+// A daemon stopped (SIGSTOP, as a loaded machine stalls one) while the
+// server answers its pulls loses none of the messages when it resumes:
+// each blocked reader gets one now, not after the ack wait (here 10
+// minutes, so a message left to it fails the test by timing out). The
+// pull library ipcfs first used dropped a message that came when its own
+// timers had fired (here: two heartbeats missed).
+func TestNATSDaemonStoppedWhilePulling(t *testing.T) {
+	if bins.skip != "" {
+		t.Skip(bins.skip)
+	}
+	ns := startNATS(t)
+	a, b := twoDaemons(t, ns.url(), "--nats-ack-wait", "10m")
+	chA := a.channel("stall")
+	chB := filepath.Join(b.mnt, "stall")
+	const rounds, each = 4, 3
+	for round := range rounds {
+		var readers []*exec.Cmd
+		outs := make([]strings.Builder, each)
+		for i := range each {
+			r := exec.Command("head", "-n1", filepath.Join(chA, "msg")) // a blocking read(2)
+			r.Stdout, r.Stderr = &outs[i], os.Stderr
+			if err := r.Start(); err != nil {
+				t.Fatal(err)
+			}
+			readers = append(readers, r)
+		}
+		waitStatus(t, chA, "blocked_readers", strconv.Itoa(each))
+		if err := a.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		// Longer than two heartbeats and any client-side wait of a pull:
+		// every timer of A's pulls is due when A resumes, with the messages
+		// in its socket.
+		time.Sleep(2500 * time.Millisecond)
+		want := map[string]bool{}
+		for i := range each {
+			msg := fmt.Sprintf("round %d message %d\n", round, i)
+			want[msg] = true
+			if err := os.WriteFile(filepath.Join(chB, "msg"), []byte(msg), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+		if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range readers {
+			if err := waitTimeout(r); err != nil {
+				t.Fatalf("round %d: reader %d never got a message (left to the ack wait?): %v", round, i, err)
+			}
+			if !want[outs[i].String()] {
+				t.Errorf("round %d: reader %d read %q, not one of the messages or one read twice", round, i, outs[i].String())
+			}
+			delete(want, outs[i].String())
+		}
+	}
+	if st := readStatus(t, chB); st["messages"] != "0" || st["sent"] != strconv.Itoa(rounds*each) {
+		t.Errorf("after %d rounds: %v", rounds, st)
+	}
+}
+
 // The namespace, settings and queued messages of an embedded server with
 // a store survive SIGKILL of the daemon.
 func TestNATSStoreSurvivesKill(t *testing.T) {
