@@ -2,7 +2,6 @@ package natschan
 
 import (
 	"encoding/json"
-	"errors"
 	"io"
 	"time"
 
@@ -110,14 +109,15 @@ func (q *Queue) startPullLocked(pl *pull, req pullRequest) {
 
 // runPull subscribes to pull id's reply subject, sends its request and
 // hands on what comes, until the server ends the pull or, if its answer
-// is late, the ack wait has passed (or Close).
+// is late, the ack wait has passed, or Close.
 func (q *Queue) runPull(id string, pl *pull, req pullRequest) {
-	sub, err := q.ns.nc.SubscribeSync(q.inbox + "." + id)
-	if err == nil {
-		// Pulled messages wait here, not in the server: no limit, as the
-		// pull's batch bounds them already.
-		err = sub.SetPendingLimits(-1, -1)
-	}
+	// Room for the whole batch and the status that ends the pull (the
+	// server sends nothing else: no heartbeats are asked for), so that
+	// nats.go never finds the channel full and drops a message. Not
+	// SubscribeSync: it allocates a channel of 65,536 entries per pull,
+	// which halved the throughput.
+	ch := make(chan *nats.Msg, req.Batch+4)
+	sub, err := q.ns.nc.ChanSubscribe(q.inbox+"."+id, ch)
 	if err == nil {
 		q.mu.Lock()
 		if q.closed { // Close has ended the pull: nothing may be asked for now
@@ -141,24 +141,32 @@ func (q *Queue) runPull(id string, pl *pull, req pullRequest) {
 		return
 	}
 	defer sub.Unsubscribe()
-	late := time.Now().Add(req.Expires + pullGrace)
+	timer := time.NewTimer(req.Expires + pullGrace)
+	defer timer.Stop()
 	over := false // counted as over: the answer was late
 	for {
-		wait := time.Until(late)
-		if over {
-			wait = time.Until(late.Add(q.ns.cfg.AckWait))
-		}
-		m, err := sub.NextMsg(max(wait, time.Millisecond))
-		switch {
-		case errors.Is(err, nats.ErrTimeout) && !over:
+		var m *nats.Msg
+		select {
+		case m = <-ch:
+		case <-q.closing: // Close ended the pull; what came is given back
+			for {
+				select {
+				case m := <-ch:
+					if len(m.Data) > 0 {
+						q.arrived(m)
+					}
+				default:
+					return
+				}
+			}
+		case <-timer.C:
+			if over { // the ack wait has passed: anything missed is redelivered
+				return
+			}
 			over = true
 			q.endPull(id, true)
+			timer.Reset(q.ns.cfg.AckWait)
 			continue
-		case err != nil: // timed out after the ack wait, or unsubscribed by Close
-			if !over {
-				q.endPull(id, true)
-			}
-			return
 		}
 		if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 {
 			if status == "100" { // a heartbeat or flow control, not asked for

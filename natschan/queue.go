@@ -45,6 +45,7 @@ type Queue struct {
 	fetchers    int                   // GUARDED_BY(mu); blocking pulls out (at most maxFetchers)
 	pulls       map[string]*pull      // GUARDED_BY(mu); pulls not yet over, by ID (the last token of their reply subject)
 	inbox       string                // the prefix of the pulls' reply subjects
+	closing     chan struct{}         // closed by Close
 	roomWait    []*op                 // GUARDED_BY(mu); sends waiting for room or for the connection, oldest first
 	armed       []*pollWatch          // GUARDED_BY(mu)
 	inHand      map[*byte]*nats.Msg   // GUARDED_BY(mu); received, not yet delivered
@@ -74,6 +75,7 @@ func (n *Namespace) Queue(rec Record) *Queue {
 		inHand:  make(map[*byte]*nats.Msg),
 		pulls:   make(map[string]*pull),
 		inbox:   n.nc.NewInbox(),
+		closing: make(chan struct{}),
 	}
 }
 
@@ -894,6 +896,7 @@ func (q *Queue) Close() int {
 		return 0
 	}
 	q.closed = true
+	close(q.closing)
 	var eof, fail []*op
 	for _, p := range q.receivers {
 		if p.finishLocked() {
