@@ -47,7 +47,7 @@ type Config struct {
 	CAFile   string        // TLS root CAs for the servers
 	Prefix   string        // of the bucket, streams and subjects; default "ipcfs"
 	Replicas int           // of the bucket and streams; default 1
-	Timeout  time.Duration // how long a write (or namespace change) waits for NATS; default 10 s
+	Timeout  time.Duration // how long a write, a namespace change or a non-blocking read waits for NATS; default 10 s
 	AckWait  time.Duration // after which a message a dead daemon held is redelivered; default 30 s
 	Name     string        // the connection's name, for the servers' monitoring
 	Logger   *slog.Logger  // nil: discard

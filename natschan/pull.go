@@ -49,13 +49,25 @@ const (
 
 // pullExpires is how long a blocking pull waits on the server; a daemon
 // that dies leaves it there that long at most. pullGrace is how long
-// after that (or after a no-wait pull's sending) the daemon waits for the
-// server's answer before it counts the pull as over (the connection
-// dropped, or the server is slow) and asks again.
+// after that the daemon waits for the server's end of the pull before it
+// counts the pull as over (the connection dropped, or the server is slow)
+// and asks again: a late message still goes to the oldest blocked
+// receive.
 const (
 	pullExpires = 5 * time.Second
 	pullGrace   = 2 * time.Second
 )
+
+// answerWait is how long a pull waits for the server's answer before it
+// counts as over. A no-wait pull waits up to the operation timeout
+// (--nats-timeout): its message, had it come later, could only be given
+// back, and would reach a reader after the writer's later messages.
+func (q *Queue) answerWait(req pullRequest) time.Duration {
+	if req.NoWait {
+		return q.ns.cfg.Timeout
+	}
+	return req.Expires + pullGrace
+}
 
 // pullRequest is the body of a pull request
 // ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>).
@@ -86,13 +98,18 @@ func (q *Queue) unaskedLocked() int {
 }
 
 // receiveNow is a receive that does not wait: one message if the
-// consumer has one to give now (a no-wait pull of one).
+// consumer has one to give now (a no-wait pull of one). Disconnected, it
+// finds nothing at once.
 func (q *Queue) receiveNow(p *op) {
 	q.mu.Lock()
-	if q.closed {
+	if q.closed || !q.ns.nc.IsConnected() {
 		p.state = opWaiting // so that finishLocked completes it
+		err := channels.ErrWouldBlock
+		if q.closed || q.rec.HungUp && q.drainedLocked() {
+			err = io.EOF
+		}
 		q.mu.Unlock()
-		q.complete(p, nil, io.EOF)
+		q.complete(p, nil, err)
 		return
 	}
 	q.startPullLocked(&pull{left: 1, nowait: true, now: p}, pullRequest{Batch: 1, NoWait: true})
@@ -141,7 +158,7 @@ func (q *Queue) runPull(id string, pl *pull, req pullRequest) {
 		return
 	}
 	defer sub.Unsubscribe()
-	timer := time.NewTimer(req.Expires + pullGrace)
+	timer := time.NewTimer(q.answerWait(req))
 	defer timer.Stop()
 	over := false // counted as over: the answer was late
 	for {
