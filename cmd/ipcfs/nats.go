@@ -30,7 +30,7 @@ func addNATSFlags(flags *flag.FlagSet) *natsFlags {
 		ca:       flags.String("nats-tls-ca", "", "TLS root CA `FILE` for the NATS servers"),
 		prefix:   flags.String("nats-prefix", "ipcfs", "prefix of the NATS bucket, streams and subjects: daemons with the same prefix share channels"),
 		replicas: flags.Int("nats-replicas", 1, "JetStream replicas of the namespace and of every channel's stream (3 in a 3-server cluster)"),
-		timeout:  flags.Duration("nats-timeout", 10*time.Second, "how long a write or a namespace change waits for NATS before failing with EIO"),
+		timeout:  flags.Duration("nats-timeout", 10*time.Second, "how long a write or a namespace change waits for NATS before failing with EIO (a non-blocking read: for the server's answer, before EAGAIN)"),
 		ackWait:  flags.Duration("nats-ack-wait", 30*time.Second, "after how long a message that a dead daemon had taken is delivered to another reader"),
 		serve:    flags.String("nats-serve", "", "run an embedded NATS JetStream server listening for clients on `ADDR` (host:port); without --nats the daemon joins it"),
 		store:    flags.String("nats-store", "", "JetStream file storage `DIR` of the embedded server: channels and queued messages survive restarts (default: a temporary directory)"),
