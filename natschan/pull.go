@@ -185,7 +185,9 @@ func (q *Queue) runPull(id string, pl *pull, req pullRequest) {
 			timer.Reset(q.ns.cfg.AckWait)
 			continue
 		}
-		if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 {
+		// A status comes from the server itself: no data, and no ack
+		// subject, which every pulled message has.
+		if status := m.Header.Get("Status"); status != "" && len(m.Data) == 0 && m.Reply == "" {
 			if status == "100" { // a heartbeat or flow control, not asked for
 				continue
 			}
