@@ -103,17 +103,24 @@ func (q *Queue) unaskedLocked() int {
 func (q *Queue) receiveNow(p *op) {
 	q.mu.Lock()
 	if q.closed || !q.ns.nc.IsConnected() {
-		p.state = opWaiting // so that finishLocked completes it
-		err := channels.ErrWouldBlock
-		if q.closed || q.rec.HungUp && q.drainedLocked() {
-			err = io.EOF
-		}
-		q.mu.Unlock()
-		q.complete(p, nil, err)
+		q.foundNothingUnlock(p)
 		return
 	}
 	q.startPullLocked(&pull{left: 1, nowait: true, now: p}, pullRequest{Batch: 1, NoWait: true})
 	q.mu.Unlock()
+}
+
+// foundNothingUnlock completes the no-wait receive p, which found no
+// message: EAGAIN, or end of file if the channel is closed, or hung up
+// and drained. Requires q.mu, and unlocks it.
+func (q *Queue) foundNothingUnlock(p *op) {
+	p.state = opWaiting // so that finishLocked completes it
+	err := channels.ErrWouldBlock
+	if q.closed || q.rec.HungUp && q.drainedLocked() {
+		err = io.EOF
+	}
+	q.mu.Unlock()
+	q.complete(p, nil, err)
 }
 
 // startPullLocked registers pl and runs it on a goroutine of its own.
@@ -222,13 +229,7 @@ func (q *Queue) endPull(id string, failed bool) {
 			q.mu.Unlock()
 			return
 		}
-		p.state = opWaiting // so that finishLocked completes it
-		err := channels.ErrWouldBlock
-		if q.closed || q.rec.HungUp && q.drainedLocked() {
-			err = io.EOF
-		}
-		q.mu.Unlock()
-		q.complete(p, nil, err)
+		q.foundNothingUnlock(p)
 		return
 	}
 	q.asked -= pl.left
