@@ -752,13 +752,16 @@ func (q *Queue) updateState(d time.Duration) error {
 }
 
 // queuedLocked is the number of messages in the stream that no reader has
-// taken, as far as this daemon knows: the state's count less this
-// daemon's acknowledgements that the state may not show yet (in flight,
-// or confirmed after the state was read). It may be low for a moment;
-// the refresh that follows each acknowledgement corrects it, and wakes
-// the pollers. Requires q.mu.
+// taken, as far as this daemon knows: the state's count less the
+// messages this daemon holds (handed to a reader, its READ being
+// answered) and its acknowledgements that the state may not show yet (in
+// flight, or confirmed after the state was read). Without the held ones,
+// a poll right after a read(2) returned saw the message just read as
+// still queued and reported POLLIN. It may be low for a moment; the
+// refresh that follows each acknowledgement corrects it, and wakes the
+// pollers. Requires q.mu.
 func (q *Queue) queuedLocked() uint64 {
-	pending := uint64(q.acking) + q.acked - q.ackedAtRead
+	pending := uint64(q.acking+len(q.inHand)) + q.acked - q.ackedAtRead
 	return q.state.Msgs - min(pending, q.state.Msgs)
 }
 
