@@ -133,6 +133,29 @@ func within(t *testing.T, what string, f func()) {
 // calls: a raw call that blocks keeps its P, and with GOMAXPROCS=1 the
 // goroutine that would unblock it could never run.
 
+// readRetrying and writeRetrying are the blocking calls, retried on
+// EINTR: the Go runtime's own signals (SIGURG, to preempt a goroutine)
+// interrupt the FUSE request a test blocks in, and the floor answers an
+// interrupted parked request with EINTR, having taken nothing. A CI run
+// saw TestFloorQueueFull's waiting write come back that way.
+func readRetrying(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Read(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func writeRetrying(fd int, b []byte) (int, error) {
+	for {
+		n, err := unix.Write(fd, b)
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
 // TestFloorServer checks the floor's exchange from this process (which
 // does not serve it): a parked read answered by a write, queued messages
 // in order, hangup, the trivial request, a killed reader.
@@ -164,7 +187,7 @@ func TestFloorServer(t *testing.T) {
 	got := make(chan string, 1)
 	go func() {
 		buf := make([]byte, 64)
-		n, err := unix.Read(r, buf) // not raw: it blocks, and the test may have one P
+		n, err := readRetrying(r, buf) // not raw: it blocks, and the test may have one P
 		if err != nil {
 			got <- "error: " + err.Error()
 			return
@@ -266,7 +289,7 @@ func TestFloorQueueFull(t *testing.T) {
 	})
 	done := make(chan error, 1)
 	go func() {
-		_, err := unix.Write(w, []byte("last"))
+		_, err := writeRetrying(w, []byte("last"))
 		done <- err
 	}()
 	select {
