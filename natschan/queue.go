@@ -495,12 +495,11 @@ func (q *Queue) Delivered(msg []byte) {
 	q.mu.Lock()
 	m := q.inHand[&msg[0]]
 	delete(q.inHand, &msg[0])
-	q.mu.Unlock()
 	if m == nil {
+		q.mu.Unlock()
 		return
 	}
-	q.mu.Lock()
-	q.acking++
+	q.acking++ // at once: held or being acknowledged, it is never counted queued
 	q.mu.Unlock()
 	// Confirmed (a double ack), on a goroutine of its own so that the
 	// pull's next message is not held up; Stats waits for it, so that a
