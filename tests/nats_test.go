@@ -376,16 +376,23 @@ func testNATSSettings(t *testing.T, a, b *daemon) {
 
 // nonblockingWrite makes one write(2) of a byte to path opened with
 // O_NONBLOCK, itself (os.File would wait in epoll on EAGAIN), and returns
-// its errno.
+// its errno; nonblockingRead the same with one read(2).
 func nonblockingWrite(t *testing.T, path string) error {
+	return nonblockingIO(t, path, syscall.O_WRONLY, func(fd int) error { _, err := syscall.Write(fd, []byte("x")); return err })
+}
+
+func nonblockingRead(t *testing.T, path string) error {
+	return nonblockingIO(t, path, syscall.O_RDONLY, func(fd int) error { _, err := syscall.Read(fd, make([]byte, 64)); return err })
+}
+
+func nonblockingIO(t *testing.T, path string, mode int, call func(fd int) error) error {
 	t.Helper()
-	fd, err := syscall.Open(path, syscall.O_WRONLY|syscall.O_NONBLOCK, 0)
+	fd, err := syscall.Open(path, mode|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer syscall.Close(fd)
-	_, err = syscall.Write(fd, []byte("x"))
-	return err
+	return call(fd)
 }
 
 // grepLog returns the lines of log that contain any of words.
@@ -574,6 +581,11 @@ func TestNATSConnectionLoss(t *testing.T) {
 	// writable until the connection is back or given up).
 	if err := nonblockingWrite(t, filepath.Join(ch, "msg")); err != syscall.EAGAIN {
 		t.Errorf("non-blocking write while NATS is down: %v, want EAGAIN", err)
+	}
+	// A non-blocking read finds nothing (and, below, takes nothing from
+	// the blocked reader).
+	if err := nonblockingRead(t, filepath.Join(ch, "msg")); err != syscall.EAGAIN {
+		t.Errorf("non-blocking read while NATS is down: %v, want EAGAIN", err)
 	}
 	// A Go program's write (non-blocking, waiting in epoll) and any
 	// blocking one: EIO once the connection has been down --nats-timeout.
