@@ -32,7 +32,8 @@ fi
 # -timeout: every wait in the tests is bounded (hangTimeout, 60 s), so a hang
 # fails the test that hung; this is the backstop for one that escapes them,
 # and prints every goroutine's stack within minutes instead of 30 (the
-# whole suite takes under two minutes here; go-fuse's all.bash does the same).
+# tests package takes 4-6 minutes under -race here, the whole script about
+# 10; go-fuse's all.bash does the same).
 go build -o bin/testreport ./internal/testreport
 bin/testreport -label race $noskip -- -race -count=1 -timeout 15m ./...
 GOMAXPROCS=1 bin/testreport -label gomaxprocs1 -- -race -count=1 -timeout 3m ./channels ./fs ./shmregion ./ctl ./internal/size ./natschan
